@@ -1,0 +1,81 @@
+"""Typed configuration: Hydra's DictConfig becomes these objects at the entry, so the core never sees Hydra."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from .data.sample import SAMPLE_ROOT
+
+# `data.root: ${cgeval.sample_root:}` points at the embedded sample shipped with the package.
+OmegaConf.register_new_resolver("cgeval.sample_root", lambda: str(SAMPLE_ROOT), replace=True)
+
+SCORING_MODES = ("generate", "likelihood")
+
+
+class ConfigError(ValueError):
+    """A configuration value the run cannot use."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    root: str
+    source: str = "subsets"
+    subsets: list[int] | None = None
+    datasets: list[int] | None = None
+    max_items_per_file: int | None = None
+    verify_images: bool = True
+    io_workers: int = 8
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    name: str
+    heldout: list[dict]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    mode: str = "generate"
+
+    def __post_init__(self) -> None:
+        if self.mode not in SCORING_MODES:
+            raise ConfigError(f"scoring.mode must be one of {SCORING_MODES}, got {self.mode!r}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    data: DataConfig
+    experiment: ExperimentConfig
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    seed: int = 0
+    batch_size: int = 8
+    output_dir: str = "results/run"
+    progress: bool = True
+
+
+def _build(cls: type, d: dict[str, Any], where: str):
+    names = {f.name for f in fields(cls)}
+    unknown = set(d) - names
+    if unknown:
+        raise ConfigError(f"unknown keys in {where}: {sorted(unknown)}; expected some of {sorted(names)}")
+    return cls(**d)
+
+
+def run_config_from_hydra(cfg: DictConfig, output_dir: str) -> RunConfig:
+    c = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(c, dict)
+    if c.get("batch_size", 1) < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {c['batch_size']}")
+    return RunConfig(
+        data=_build(DataConfig, c["data"], "data"),
+        experiment=_build(ExperimentConfig, c["experiment"], "experiment"),
+        scoring=_build(ScoringConfig, c.get("scoring", {}), "scoring"),
+        seed=int(c.get("seed", 0)),
+        batch_size=int(c.get("batch_size", 8)),
+        output_dir=output_dir,
+        progress=bool(c.get("progress", True)),
+    )

@@ -1,0 +1,356 @@
+"""Load Med-MAT QA files in their published layout into `Item`s, counting every record it cannot use.
+
+Layout under ``data.root`` (name variants seen in the wild are accepted)::
+
+    med-mat/<DatasetFolder>/...                       images; the JSON ``image`` field is relative to root
+    Aggregated_Subsets/Subset--NN-train.json          (also ``Aggrregated_Subsets/``, ``Subset-NN-train.json``,
+                                                       or the file directly under root)
+    Original_Medical_Datasets/ori--NN-train.json      (also ``Ori--NN-train.json``)
+
+Whole-file problems (unreadable JSON, a file that is not a list of records, the same subset found twice)
+stop the run with a named error before inference. Record-level problems are skipped and counted by reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from .records import Item, OptionParseError, parse_question_choice
+from .registry import DATASETS, SUBSETS, subset_of_dataset
+
+
+class DataError(Exception):
+    """Base class of the loader's named errors: the run stops before any inference."""
+
+
+class DataRootNotFound(DataError):
+    pass
+
+
+class NoQAFilesFound(DataError):
+    pass
+
+
+class MedMatFormatError(DataError):
+    """A QA file that is not valid JSON or not a list of records."""
+
+
+class DuplicateQAFile(DataError):
+    pass
+
+
+class NoUsableItems(DataError):
+    pass
+
+
+SUBSET_DIRS = ("Aggregated_Subsets", "Aggrregated_Subsets", ".")
+DATASET_DIRS = ("Original_Medical_Datasets", ".")
+_SUBSET_FILE = re.compile(r"^Subset-{1,2}(\d{1,2})-train\.json$")
+_DATASET_FILE = re.compile(r"^[Oo]ri-{1,2}(\d{1,3})-train\.json$")
+
+# Skip reasons, in the order a record is checked. Each skipped record is counted under exactly one.
+SKIP_REASONS = (
+    "malformed_record",
+    "unknown_dataset",
+    "dataset_in_no_subset",
+    "unparseable_options",
+    "answer_not_an_option",
+    "duplicate_id",
+    "path_outside_root",
+    "image_folder_missing",
+    "image_missing",
+    "image_unreadable",
+)
+_REQUIRED = {"id": (int, str), "image": (str,), "Question-choice": (str,), "Answer-choice": (str,), "data-no": (str, int)}
+_MAX_EXAMPLES = 5
+
+
+@dataclass
+class LoadReport:
+    """What the loader read, and everything it did not use, by reason."""
+
+    root: str
+    source: str
+    files: list[str] = field(default_factory=list)
+    missing_requested: list[int] = field(default_factory=list)
+    n_records: int = 0
+    n_items: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    warnings: Counter = field(default_factory=Counter)
+    missing_image_folders: Counter = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    subsampled_out: int = 0
+
+    def skip(self, reason: str, where: str) -> None:
+        assert reason in SKIP_REASONS, reason
+        self.skipped[reason] += 1
+        if len(self.examples[reason]) < _MAX_EXAMPLES:
+            self.examples[reason].append(where)
+
+    def warn(self, reason: str, where: str) -> None:
+        self.warnings[reason] += 1
+        if len(self.examples[reason]) < _MAX_EXAMPLES:
+            self.examples[reason].append(where)
+
+    @property
+    def n_skipped(self) -> int:
+        return sum(self.skipped.values())
+
+    def to_dict(self) -> dict:
+        return {
+            "root": self.root,
+            "source": self.source,
+            "files": self.files,
+            "missing_requested": self.missing_requested,
+            "n_records": self.n_records,
+            "n_items": self.n_items,
+            "n_skipped": self.n_skipped,
+            "skipped": dict(sorted(self.skipped.items())),
+            "warnings": dict(sorted(self.warnings.items())),
+            "missing_image_folders": dict(sorted(self.missing_image_folders.items())),
+            "subsampled_out": self.subsampled_out,
+            "examples": {k: v for k, v in sorted(self.examples.items())},
+        }
+
+
+def find_qa_files(root: Path, source: str) -> dict[int, Path]:
+    """Map subset (or dataset) number -> file, over every accepted name variant."""
+    dirs, pattern = (SUBSET_DIRS, _SUBSET_FILE) if source == "subsets" else (DATASET_DIRS, _DATASET_FILE)
+    found: dict[int, Path] = {}
+    for d in dirs:
+        folder = root / d
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            m = pattern.match(path.name)
+            if not m or not path.is_file():
+                continue
+            number = int(m.group(1))
+            if number in found:
+                raise DuplicateQAFile(
+                    f"{source[:-1]} {number:02d} is present twice: {found[number]} and {path}; keep one"
+                )
+            found[number] = path
+    return found
+
+
+def _read_json_list(path: Path) -> list:
+    try:
+        with path.open("rb") as f:
+            data = json.loads(f.read().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise MedMatFormatError(f"{path}: not valid UTF-8 JSON ({e})") from e
+    if not isinstance(data, list):
+        raise MedMatFormatError(f"{path}: expected a JSON list of records, got {type(data).__name__}")
+    return data
+
+
+def _check_types(rec: object) -> str | None:
+    if not isinstance(rec, dict):
+        return f"record is a {type(rec).__name__}, not an object"
+    for key, types in _REQUIRED.items():
+        if key not in rec:
+            return f"missing key {key!r}"
+        if not isinstance(rec[key], types) or isinstance(rec[key], bool):
+            return f"{key!r} has type {type(rec[key]).__name__}"
+    if not str(rec["data-no"]).strip().isdigit():
+        return f"'data-no' is {rec['data-no']!r}, not a number"
+    return None
+
+
+def _resolve_image(root: Path, rel: str) -> Path | None:
+    """The image's absolute path, or None when the path is absolute or escapes root."""
+    if not rel or Path(rel).is_absolute() or rel.startswith(("/", "\\")):
+        return None
+    path = (root / rel).resolve()
+    if not path.is_relative_to(root):
+        return None
+    return path
+
+
+def _image_folder(rel: str) -> str:
+    parts = Path(rel).parts
+    return "/".join(parts[:2]) if len(parts) > 2 else parts[0]
+
+
+def _image_ok(path: Path) -> bool:
+    try:
+        with Image.open(path) as im:
+            im.verify()
+        return True
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return False
+
+
+def _record_to_item(rec: dict, where: str, number: int, source: str, root: Path, report: LoadReport) -> Item | None:
+    problem = _check_types(rec)
+    if problem:
+        report.skip("malformed_record", f"{where}: {problem}")
+        return None
+    dataset_no = int(str(rec["data-no"]).strip())
+    if dataset_no not in DATASETS:
+        report.skip("unknown_dataset", f"{where}: data-no {dataset_no}")
+        return None
+    if source == "subsets":
+        subset = SUBSETS[number]
+        if dataset_no not in subset.datasets:
+            report.warn("dataset_not_in_subset", f"{where}: data-no {dataset_no} not listed for subset {number:02d}")
+    else:
+        if dataset_no != number:
+            report.warn("data_no_differs_from_file", f"{where}: data-no {dataset_no} in ori--{number:02d}")
+        subset = subset_of_dataset(dataset_no)
+        if subset is None:
+            report.skip("dataset_in_no_subset", f"{where}: dataset {dataset_no} belongs to no Med-MAT subset")
+            return None
+    try:
+        stem, options, _ = parse_question_choice(rec["Question-choice"])
+    except OptionParseError as e:
+        report.skip("unparseable_options", f"{where}: {e}")
+        return None
+    gold = rec["Answer-choice"].strip().rstrip(".").strip().upper()
+    letters = [letter for letter, _ in options]
+    if gold not in letters:
+        report.skip("answer_not_an_option", f"{where}: answer {rec['Answer-choice']!r} not in {letters}")
+        return None
+    answer_text = dict(options)[gold]
+    if isinstance(rec.get("Answer"), str) and rec["Answer"].strip() != answer_text:
+        report.warn("answer_text_differs", f"{where}: Answer {rec['Answer']!r} vs option {gold}: {answer_text!r}")
+    prefix = f"S{number:02d}" if source == "subsets" else f"D{number:02d}"
+    return Item(
+        item_id=f"{prefix}-{rec['id']}",
+        subset=subset.number,
+        dataset=dataset_no,
+        modality=subset.modality,
+        area=subset.area,
+        task=subset.task,
+        image=rec["image"],
+        image_path=str(root / rec["image"]),
+        prompt=rec["Question-choice"],
+        question=stem,
+        options=options,
+        gold=gold,
+        answer_text=answer_text,
+        caption=str(rec.get("caption", "")),
+    )
+
+
+def _check_images(items: list[Item], root: Path, verify: bool, workers: int, report: LoadReport) -> list[Item]:
+    kept: list[Item] = []
+    to_verify: list[Item] = []
+    folder_exists: dict[str, bool] = {}
+    for item in items:
+        path = _resolve_image(root, item.image)
+        if path is None:
+            report.skip("path_outside_root", f"{item.item_id}: {item.image}")
+            continue
+        folder = _image_folder(item.image)
+        if folder not in folder_exists:
+            folder_exists[folder] = (root / folder).is_dir()
+        if not folder_exists[folder]:
+            report.skip("image_folder_missing", f"{item.item_id}: {folder}")
+            report.missing_image_folders[folder] += 1
+            continue
+        if not path.is_file():
+            report.skip("image_missing", f"{item.item_id}: {item.image}")
+            continue
+        to_verify.append(item)
+    if not verify:
+        return to_verify
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        oks = list(pool.map(lambda it: _image_ok(Path(it.image_path)), to_verify))
+    for item, ok in zip(to_verify, oks):
+        if ok:
+            kept.append(item)
+        else:
+            report.skip("image_unreadable", f"{item.item_id}: {item.image}")
+    return kept
+
+
+def load_medmat(
+    root: str | Path,
+    source: str = "subsets",
+    subsets: list[int] | None = None,
+    datasets: list[int] | None = None,
+    max_items_per_file: int | None = None,
+    verify_images: bool = True,
+    io_workers: int = 8,
+    seed: int = 0,
+) -> tuple[list[Item], LoadReport]:
+    """Read the QA files under ``root`` and return usable items plus a report of everything skipped.
+
+    ``source`` is ``"subsets"`` (Aggregated_Subsets) or ``"datasets"`` (Original_Medical_Datasets).
+    ``subsets`` / ``datasets`` restrict which files are read; requested numbers with no file are reported.
+    ``max_items_per_file`` keeps a seeded random sample of each file's usable items (quick runs).
+    """
+    if source not in ("subsets", "datasets"):
+        raise ValueError(f"data.source must be 'subsets' or 'datasets', got {source!r}")
+    root = Path(root).expanduser().resolve()
+    if not root.is_dir():
+        raise DataRootNotFound(f"data.root {root} does not exist or is not a folder")
+    report = LoadReport(root=str(root), source=source)
+    files = find_qa_files(root, source)
+    wanted = subsets if source == "subsets" else datasets
+    if wanted is not None:
+        wanted = sorted({int(n) for n in wanted})
+        report.missing_requested = [n for n in wanted if n not in files]
+        files = {n: p for n, p in files.items() if n in wanted}
+    if not files:
+        kind = "Subset--NN-train.json" if source == "subsets" else "ori--NN-train.json"
+        dirs = SUBSET_DIRS if source == "subsets" else DATASET_DIRS
+        raise NoQAFilesFound(
+            f"no {kind} files under {root} (looked in {', '.join(dirs)})"
+            + (f" for requested numbers {wanted}" if wanted is not None else "")
+        )
+    if source == "subsets":
+        unknown = sorted(n for n in files if n not in SUBSETS)
+        if unknown:
+            raise MedMatFormatError(f"subset numbers {unknown} are not Med-MAT subsets 01-53")
+
+    rng = random.Random(seed)
+    items: list[Item] = []
+    seen_ids: set[str] = set()
+    for number, path in sorted(files.items()):
+        report.files.append(str(path.relative_to(root)))
+        records = _read_json_list(path)
+        report.n_records += len(records)
+        file_items = []
+        for i, rec in enumerate(records):
+            item = _record_to_item(rec, f"{path.name}[{i}]", number, source, root, report)
+            if item is None:
+                continue
+            if item.item_id in seen_ids:
+                report.skip("duplicate_id", f"{path.name}[{i}]: id {item.item_id}")
+                continue
+            seen_ids.add(item.item_id)
+            file_items.append(item)
+        file_items = _check_images(file_items, root, verify_images, io_workers, report)
+        if max_items_per_file is not None and len(file_items) > max_items_per_file:
+            report.subsampled_out += len(file_items) - max_items_per_file
+            keep = set(rng.sample(range(len(file_items)), max_items_per_file))
+            file_items = [it for j, it in enumerate(file_items) if j in keep]
+        items.extend(file_items)
+    report.n_items = len(items)
+    if not items:
+        raise NoUsableItems(
+            f"none of the {report.n_records} records under {root} is usable; skipped by reason: "
+            f"{dict(report.skipped)}; examples: {dict(report.examples)}"
+        )
+    return items, report
+
+
+def items_hash(items: list[Item]) -> str:
+    """A hash of exactly the questions evaluated: ids, image paths, prompts and gold letters."""
+    h = hashlib.sha256()
+    for it in sorted(items, key=lambda x: x.item_id):
+        h.update(json.dumps([it.item_id, it.image, it.prompt, it.gold], ensure_ascii=False).encode())
+        h.update(b"\n")
+    return h.hexdigest()

@@ -1,0 +1,38 @@
+"""The one adapter interface every model back end implements: batch-first, items in, answers out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from ..data.records import Item
+
+
+class UnsupportedScoring(NotImplementedError):
+    """The adapter cannot score this way (e.g. option likelihoods from a chat API)."""
+
+
+@runtime_checkable
+class ModelAdapter(Protocol):
+    """A model the harness can ask questions.
+
+    ``generate`` returns one free-text reply per item; ``option_logprobs`` returns, per item, the
+    log-probability of each of *that item's* option letters as the next token. Adapters that cannot
+    do one raise `UnsupportedScoring`. ``describe`` returns what the run manifest should record
+    about the model (hub id, revision, prompt template, ...).
+    """
+
+    name: str
+
+    def generate(self, batch: Sequence[Item]) -> list[str]: ...
+
+    def option_logprobs(self, batch: Sequence[Item]) -> list[dict[str, float]]: ...
+
+    def describe(self) -> dict: ...
+
+
+@runtime_checkable
+class FitsOnSeen(Protocol):
+    """An adapter that learns from the answers of the seen compositions before answering (baselines)."""
+
+    def fit(self, seen: Sequence[Item]) -> None: ...
