@@ -1,0 +1,219 @@
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cgeval.data.loader import (
+    DataRootNotFound,
+    DuplicateQAFile,
+    MedMatFormatError,
+    NoQAFilesFound,
+    NoUsableItems,
+    items_hash,
+    load_medmat,
+)
+from cgeval.data.records import OptionParseError, parse_question_choice
+from cgeval.data.sample import SAMPLE_ROOT, SAMPLE_SUBSETS, write_sample
+
+
+def _subset_file(root: Path, n: int) -> Path:
+    return root / "Aggregated_Subsets" / f"Subset--{n:02d}-train.json"
+
+
+def _rewrite(path: Path, fn) -> None:
+    records = json.loads(path.read_text())
+    fn(records)
+    path.write_text(json.dumps(records))
+
+
+def test_sample_loads_completely():
+    items, report = load_medmat(SAMPLE_ROOT)
+    assert len(items) == 10 * len(SAMPLE_SUBSETS)
+    assert report.n_skipped == 0 and not report.warnings
+    assert {it.subset for it in items} == set(SAMPLE_SUBSETS)
+    assert len({it.modality for it in items}) >= 4 and len({it.area for it in items}) >= 4
+    assert {it.n_options for it in items} == {2, 3, 4}
+
+
+def test_both_option_styles_parse():
+    stem, opts, instr = parse_question_choice("Q?\nA: Stone\nB: Cyst\nC: Normal\nD: Tumor\nAnswer directly.")
+    assert stem == "Q?" and opts == (("A", "Stone"), ("B", "Cyst"), ("C", "Normal"), ("D", "Tumor"))
+    assert instr == "Answer directly."
+    _, opts, _ = parse_question_choice("Which?\nA. Centrosome, cytosol\nB. Nucleus\nAnswer with the letter.")
+    assert opts == (("A", "Centrosome, cytosol"), ("B", "Nucleus"))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Q?\nA: only one\nAnswer.",  # one option
+        "Q?\nAnswer.",  # none
+        "Q?\nA: a\nC: c\nAnswer.",  # letters out of order
+        "Q?\nA: a\nB: b\nC: c\nD: d\nE: e\nAnswer.",  # five options
+    ],
+)
+def test_unparseable_options(text):
+    with pytest.raises(OptionParseError):
+        parse_question_choice(text)
+
+
+def test_datasets_source_gives_the_same_questions():
+    by_subset, _ = load_medmat(SAMPLE_ROOT, source="subsets")
+    by_dataset, report = load_medmat(SAMPLE_ROOT, source="datasets")
+    assert len(by_subset) == len(by_dataset)
+    key = lambda it: (it.image, it.prompt, it.gold, it.subset, it.modality, it.area, it.task)  # noqa: E731
+    assert sorted(map(key, by_subset)) == sorted(map(key, by_dataset))
+    assert report.n_skipped == 0
+
+
+@pytest.mark.parametrize(
+    "folder,name",
+    [
+        ("Aggregated_Subsets", "Subset--04-train.json"),
+        ("Aggrregated_Subsets", "Subset--04-train.json"),
+        (".", "Subset-04-train.json"),
+        ("Aggregated_Subsets", "Subset-04-train.json"),
+    ],
+)
+def test_subset_file_name_variants(sample_copy, folder, name):
+    src = _subset_file(sample_copy, 4)
+    dst = sample_copy / folder / name
+    dst.parent.mkdir(exist_ok=True)
+    shutil.move(src, dst)
+    items, report = load_medmat(sample_copy, subsets=[4])
+    assert len(items) == 10 and report.files == [str(dst.relative_to(sample_copy)).removeprefix("./")]
+
+
+@pytest.mark.parametrize("name", ["ori--02-train.json", "Ori--02-train.json", "Ori-02-train.json"])
+def test_dataset_file_name_variants(sample_copy, name):
+    folder = sample_copy / "Original_Medical_Datasets"
+    (folder / "ori--02-train.json").rename(folder / name)
+    items, _ = load_medmat(sample_copy, source="datasets", datasets=[2])
+    assert len(items) == 10 and {it.subset for it in items} == {2}
+
+
+def test_same_subset_twice_is_an_error(sample_copy):
+    shutil.copy(_subset_file(sample_copy, 4), sample_copy / "Subset-04-train.json")
+    with pytest.raises(DuplicateQAFile, match="04"):
+        load_medmat(sample_copy)
+
+
+def test_missing_root_and_empty_root(tmp_path):
+    with pytest.raises(DataRootNotFound):
+        load_medmat(tmp_path / "nope")
+    with pytest.raises(NoQAFilesFound, match="Subset--NN-train.json"):
+        load_medmat(tmp_path)
+
+
+def test_requested_subsets_missing_are_reported(sample_copy):
+    items, report = load_medmat(sample_copy, subsets=[3, 4, 31])
+    assert {it.subset for it in items} == {3, 4}
+    assert report.missing_requested == [31]
+
+
+@pytest.mark.parametrize("content", [b"[{\"id\": 1,", b"\xff\xfe\x00garbage", b"{\"not\": \"a list\"}"])
+def test_invalid_json_file_is_a_named_error(sample_copy, content):
+    _subset_file(sample_copy, 3).write_bytes(content)
+    with pytest.raises(MedMatFormatError, match="Subset--03"):
+        load_medmat(sample_copy)
+
+
+def test_missing_image_folder_and_file_are_counted(sample_copy):
+    shutil.rmtree(sample_copy / "med-mat" / "COVID-CT")  # half of subset 03's images
+    (sample_copy / "med-mat/Chest_CT-Scan/Normal/Normal- (4).png").unlink()
+    items, report = load_medmat(sample_copy)
+    assert report.skipped["image_folder_missing"] == 5
+    assert report.missing_image_folders == {"med-mat/COVID-CT": 5}
+    assert report.skipped["image_missing"] == 1
+    assert len(items) == 120 - 6
+    assert report.n_items + report.n_skipped == report.n_records
+
+
+def test_corrupt_and_empty_images_are_counted(sample_copy):
+    (sample_copy / "med-mat/Head_CT/Hemorrhage/Hemorrhage- (1).png").write_bytes(b"not a png at all")
+    (sample_copy / "med-mat/Head_CT/Hemorrhage/Hemorrhage- (3).png").write_bytes(b"")
+    items, report = load_medmat(sample_copy)
+    assert report.skipped["image_unreadable"] == 2
+    assert len(items) == 118
+    # Without verification only existence is checked.
+    items, report = load_medmat(sample_copy, verify_images=False)
+    assert len(items) == 120
+
+
+def test_bad_records_are_counted_by_reason(sample_copy):
+    def corrupt(recs):
+        del recs[0]["Question-choice"]  # malformed
+        recs[1]["data-no"] = "999"  # unknown dataset
+        recs[2]["Question-choice"] = "What is it?\nAnswer directly."  # unparseable options
+        recs[3]["Answer-choice"] = "Z"  # not an option
+        recs[4]["image"] = "../outside.png"  # escapes root
+        recs[5]["image"] = "/etc/passwd"  # absolute
+        recs[6]["id"] = recs[7]["id"]  # duplicate id
+        recs[8]["data-no"] = 7.5  # wrong type
+        recs.append("not a record")
+
+    _rewrite(_subset_file(sample_copy, 2), corrupt)
+    items, report = load_medmat(sample_copy)
+    assert report.skipped == {
+        "malformed_record": 3,
+        "unknown_dataset": 1,
+        "unparseable_options": 1,
+        "answer_not_an_option": 1,
+        "path_outside_root": 2,
+        "duplicate_id": 1,
+    }
+    assert report.n_records == 121
+    assert len(items) == 121 - 9
+    assert report.n_items + report.n_skipped == report.n_records
+    d = report.to_dict()
+    assert d["examples"]["unknown_dataset"][0].startswith("Subset--02-train.json[1]")
+
+
+def test_answer_letter_forms_and_warnings(sample_copy):
+    def edit(recs):
+        recs[0]["Answer-choice"] = f" {recs[0]['Answer-choice'].lower()}. "  # " c. " is read as C
+        recs[1]["data-no"] = "5"  # a real dataset, but not one of subset 02's
+        recs[2]["Answer"] = "Something else"
+
+    _rewrite(_subset_file(sample_copy, 2), edit)
+    items, report = load_medmat(sample_copy, subsets=[2])
+    original = json.loads(_subset_file(SAMPLE_ROOT, 2).read_text())[0]["Answer-choice"]
+    assert items[0].gold == original
+    assert report.warnings == {"dataset_not_in_subset": 1, "answer_text_differs": 1}
+
+
+def test_every_record_unusable_is_a_named_error(sample_copy):
+    _rewrite(_subset_file(sample_copy, 3), lambda recs: [r.update({"Answer-choice": "Q"}) for r in recs])
+    with pytest.raises(NoUsableItems, match="answer_not_an_option"):
+        load_medmat(sample_copy, subsets=[3])
+
+
+def test_subsample_is_seeded_and_counted():
+    a, ra = load_medmat(SAMPLE_ROOT, max_items_per_file=3, seed=1)
+    b, _ = load_medmat(SAMPLE_ROOT, max_items_per_file=3, seed=1)
+    c, _ = load_medmat(SAMPLE_ROOT, max_items_per_file=3, seed=2)
+    assert [i.item_id for i in a] == [i.item_id for i in b] != [i.item_id for i in c]
+    assert ra.subsampled_out == 120 - len(a) == 120 - 36
+
+
+def test_items_hash_depends_on_content(sample_copy):
+    items, _ = load_medmat(sample_copy)
+    h = items_hash(items)
+    assert h == items_hash(list(reversed(items)))
+    assert h != items_hash(items[1:])
+
+
+def test_shipped_sample_is_what_the_generator_writes(tmp_path):
+    from PIL import Image
+
+    write_sample(tmp_path)
+    shipped = sorted(p.relative_to(SAMPLE_ROOT) for p in SAMPLE_ROOT.rglob("*") if p.is_file())
+    fresh = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    assert shipped == fresh
+    for rel in shipped:
+        if rel.suffix == ".json":
+            assert (SAMPLE_ROOT / rel).read_bytes() == (tmp_path / rel).read_bytes(), rel
+        else:
+            with Image.open(SAMPLE_ROOT / rel) as a, Image.open(tmp_path / rel) as b:
+                assert a.size == b.size and a.mode == b.mode and a.tobytes() == b.tobytes(), rel
