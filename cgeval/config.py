@@ -35,6 +35,13 @@ class ExperimentConfig:
     name: str
     heldout: list[dict]
     description: str = ""
+    # Training-set construction (cgeval.data.splits); all optional, ignored by evaluation.
+    related_subsets: list[int] | None = None  # the Related combination; None = derived from the registry
+    related_axes: list[str] | None = None  # MAT axes the Related set must cover; None = all three
+    baseline_plus_subsets: list[int] | None = None  # Baseline+ pool; None = every subset sharing no element
+    arms: list[str] | None = None  # training sets to build (cgeval.data.splits.ARMS); None = by target
+    total_cap: int | None = None  # items per capped arm (Fig. 4: 15,000); None = split.total_cap
+    reference: dict = field(default_factory=dict)  # the paper's numbers for this row, for comparison
 
 
 @dataclass(frozen=True)
