@@ -1,0 +1,130 @@
+"""Write a split's training arms in the formats fine-tuning tools read, plus the target's test list.
+
+Formats (checked against the tools' dataset docs):
+- ``llamafactory``: LLaMA-Factory's ShareGPT-style multimodal JSON: a list of
+  ``{"messages": [{"role": "user", "content": "<image>..."}, {"role": "assistant", "content": "B"}],
+  "images": ["/abs/path.png"]}``, and a ``dataset_info.json`` entry with ``"formatting": "sharegpt"``,
+  ``columns`` {messages, images} and role/content ``tags``. Copy the entry into LLaMA-Factory's
+  ``data/dataset_info.json`` (or point ``dataset_dir`` at this folder) and train with ``dataset: <name>``.
+- ``swift``: ms-swift's standard JSONL, one ``{"messages": [...], "images": [...]}`` per line; pass the file to
+  ``swift sft --dataset <path>``.
+Each user turn holds exactly one ``<image>`` tag for its one image (both tools check the counts match), then the
+record's own ``Question-choice`` text; the assistant answers with the option letter, as the evaluation asks.
+
+Image paths are absolute by default, so the files work from any working directory; ``image_paths="relative"``
+writes them as in the Med-MAT records (relative to data.root: set LLaMA-Factory's ``media_dir`` to it).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .records import Item
+from .splits import Split
+
+FORMATS = ("llamafactory", "swift")
+IMAGE_TAG = "<image>"
+
+
+class ExportError(ValueError):
+    pass
+
+
+def item_messages(item: Item) -> list[dict]:
+    return [
+        {"role": "user", "content": f"{IMAGE_TAG}\n{item.prompt}"},
+        {"role": "assistant", "content": item.gold},
+    ]
+
+
+def item_record(item: Item, image_paths: str = "absolute") -> dict:
+    if image_paths not in ("absolute", "relative"):
+        raise ExportError(f"image_paths must be 'absolute' or 'relative', got {image_paths!r}")
+    if IMAGE_TAG in item.prompt:
+        raise ExportError(f"{item.item_id}: the question text itself contains {IMAGE_TAG!r}")
+    image = item.image_path if image_paths == "absolute" else item.image
+    return {"messages": item_messages(item), "images": [image]}
+
+
+def llamafactory_entry(file_name: str) -> dict:
+    return {
+        "file_name": file_name,
+        "formatting": "sharegpt",
+        "columns": {"messages": "messages", "images": "images"},
+        "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"},
+    }
+
+
+def write_llamafactory(items: list[Item], out_dir: Path, name: str, image_paths: str = "absolute") -> Path:
+    """Write ``<name>.json`` and add (or replace) its entry in ``dataset_info.json`` in ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.json"
+    records = [item_record(it, image_paths) for it in items]
+    path.write_text(json.dumps(records, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    info_path = out_dir / "dataset_info.json"
+    info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.exists() else {}
+    info[name] = llamafactory_entry(path.name)
+    info_path.write_text(json.dumps(dict(sorted(info.items())), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def write_swift(items: list[Item], out_dir: Path, name: str, image_paths: str = "absolute") -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.jsonl"
+    with path.open("w", encoding="utf-8") as f:
+        for it in items:
+            f.write(json.dumps(item_record(it, image_paths), ensure_ascii=False) + "\n")
+    return path
+
+
+def target_test_rows(items: list[Item]) -> list[dict]:
+    """The target's test items, enough to restrict an evaluation to them (ids, images, prompt, gold)."""
+    return [
+        {
+            "item_id": it.item_id,
+            "subset": it.subset,
+            "image": it.image,
+            "prompt": it.prompt,
+            "options": dict(it.options),
+            "gold": it.gold,
+            "answer_text": it.answer_text,
+        }
+        for it in items
+    ]
+
+
+def export_split(
+    split: Split,
+    out: str | Path,
+    formats: list[str] | tuple[str, ...] = FORMATS,
+    image_paths: str = "absolute",
+    extra_manifest: dict | None = None,
+) -> dict:
+    """Write every arm in every format, the target's test list and ``manifest.json``; returns the manifest."""
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise ExportError(f"unknown export formats {unknown}; valid: {', '.join(FORMATS)}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, dict[str, str]] = {}
+    for arm, items in split.arms.items():
+        name = f"{split.target.name}__{arm}"
+        files[arm] = {}
+        if "llamafactory" in formats:
+            files[arm]["llamafactory"] = str(write_llamafactory(items, out / "llamafactory", name, image_paths).relative_to(out))
+        if "swift" in formats:
+            files[arm]["swift"] = str(write_swift(items, out / "swift", name, image_paths).relative_to(out))
+    test_path = out / "test" / f"{split.target.name}__test.jsonl"
+    test_path.parent.mkdir(parents=True, exist_ok=True)
+    with test_path.open("w", encoding="utf-8") as f:
+        for row in target_test_rows(split.test):
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    manifest = {
+        **split.manifest,
+        "files": {"arms": files, "test": str(test_path.relative_to(out))},
+        "image_paths": image_paths,
+        **(extra_manifest or {}),
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return manifest
