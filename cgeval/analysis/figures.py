@@ -1,17 +1,44 @@
-"""Figures derived from the metrics table."""
+"""Figures derived from metrics tables and prediction rows; PNG and PDF, sized for a paper column.
+
+Colours: the Okabe-Ito palette (distinguishable with the common colour-vision deficiencies) for categories,
+and cividis (perceptually uniform, colour-blind safe) for the heatmaps. Widths: 3.3 in (one column of a
+two-column paper) or 6.9 in (both columns).
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-# Okabe-Ito: distinguishable with the common colour-vision deficiencies.
+OKABE_ITO = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000"]
 SPLIT_COLOURS = {"seen": "#0072B2", "unseen": "#D55E00"}
+ONE_COLUMN = 3.3
+TWO_COLUMNS = 6.9
+RC = {"font.size": 7, "axes.titlesize": 7.5, "axes.labelsize": 7, "xtick.labelsize": 6.5, "ytick.labelsize": 6.5,
+      "legend.fontsize": 6.5, "pdf.fonttype": 42, "ps.fonttype": 42}
+
+
+def _save(fig, out_stem: Path) -> list[Path]:
+    out_stem = Path(out_stem)
+    out_stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for ext in ("png", "pdf"):
+        p = out_stem.with_name(f"{out_stem.name}.{ext}")
+        fig.savefig(p, dpi=300)
+        paths.append(p)
+    plt.close(fig)
+    return paths
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", str(text)).strip("-").lower() or "x"
 
 
 def plot_composition_accuracy(table: pd.DataFrame, out_stem: Path, title: str = "") -> list[Path]:
@@ -19,26 +46,180 @@ def plot_composition_accuracy(table: pd.DataFrame, out_stem: Path, title: str = 
     comp = table[table["level"] == "composition"].copy()
     comp["order"] = comp["split"].map({"unseen": 0, "seen": 1}).fillna(2)
     comp = comp.sort_values(["order", "shared_elements", "group"], ascending=[True, False, True])
-    height = max(2.0, 0.28 * len(comp) + 1.0)
-    fig, ax = plt.subplots(figsize=(6.5, height), layout="constrained")
-    y = range(len(comp))
-    colours = [SPLIT_COLOURS.get(s, "#999999") for s in comp["split"]]
-    acc = comp["accuracy"] * 100
-    err = [(comp["accuracy"] - comp["ci_low"]) * 100, (comp["ci_high"] - comp["accuracy"]) * 100]
-    ax.barh(list(y), acc, xerr=err, color=colours, ecolor="#333333", capsize=2, height=0.7)
-    ax.scatter(comp["chance"] * 100, list(y), marker="|", s=120, color="black", zorder=3, label="chance")
-    ax.set_yticks(list(y), [f"{g} (n={n})" for g, n in zip(comp["group"], comp["n"])], fontsize=7)
-    ax.invert_yaxis()
-    ax.set_xlim(0, 100)
-    ax.set_xlabel("Accuracy (%) with 95% Wilson interval")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in SPLIT_COLOURS.values()]
-    ax.legend(handles + [ax.collections[0]], list(SPLIT_COLOURS) + ["chance"], loc="lower right", fontsize=7)
-    if title:
-        ax.set_title(title, fontsize=9)
+    with plt.rc_context(RC):
+        fig, ax = plt.subplots(figsize=(TWO_COLUMNS, max(2.0, 0.2 * len(comp) + 0.9)), layout="constrained")
+        y = np.arange(len(comp))
+        colours = [SPLIT_COLOURS.get(s, "#999999") for s in comp["split"]]
+        acc = comp["accuracy"].fillna(0) * 100
+        err = np.vstack([(comp["accuracy"] - comp["ci_low"]).fillna(0), (comp["ci_high"] - comp["accuracy"]).fillna(0)])
+        ax.barh(y, acc, xerr=err * 100, color=colours, ecolor="#333333", capsize=2, height=0.7)
+        ax.scatter(comp["chance"] * 100, y, marker="|", s=100, color="black", zorder=3)
+        labels = [f"{g} (n={n})" if n else f"{g} (n/a: no items)" for g, n in zip(comp["group"], comp["n"])]
+        ax.set_yticks(y, labels)
+        ax.invert_yaxis()
+        ax.set_xlim(0, 100)
+        ax.set_xlabel("Accuracy (%) with 95% Wilson interval; | = chance")
+        handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in SPLIT_COLOURS.values()]
+        ax.legend(handles, list(SPLIT_COLOURS), loc="lower right")
+        if title:
+            ax.set_title(title)
+        return _save(fig, out_stem)
+
+
+def plot_heatmap(cells: pd.DataFrame, task: str, out_stem: Path, title: str = "") -> list[Path]:
+    """Modality x area accuracy for one task; empty cells hatched and marked n/a; unseen cells outlined."""
+    sub = cells[cells["task"] == task]
+    mods = sorted(sub["modality"].unique())
+    areas = sorted(sub["area"].unique())
+    grid = np.full((len(mods), len(areas)), np.nan)
+    with plt.rc_context(RC):
+        fig, ax = plt.subplots(figsize=(ONE_COLUMN, max(1.4, 0.38 * len(mods) + 1.0)), layout="constrained")
+        cmap = plt.get_cmap("cividis").copy()
+        cmap.set_bad("white")
+        lookup = {(r.modality, r.area): r for r in sub.itertuples(index=False)}
+        for i, m in enumerate(mods):
+            for j, a in enumerate(areas):
+                r = lookup.get((m, a))
+                if r is not None and r.n > 0:
+                    grid[i, j] = r.accuracy * 100
+        im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=0, vmax=100, aspect="auto")
+        for i, m in enumerate(mods):
+            for j, a in enumerate(areas):
+                r = lookup.get((m, a))
+                if r is None or r.n == 0:
+                    ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///",
+                                               edgecolor="#BBBBBB", lw=0))
+                    ax.text(j, i, "n/a", ha="center", va="center", color="#666666", fontsize=6)
+                    continue
+                colour = "white" if grid[i, j] < 55 else "black"
+                ax.text(j, i, f"{grid[i, j]:.0f}\nn={r.n}", ha="center", va="center", color=colour, fontsize=5.5)
+                if "unseen" in str(r.split):
+                    ax.add_patch(plt.Rectangle((j - 0.46, i - 0.46), 0.92, 0.92, fill=False,
+                                               edgecolor=SPLIT_COLOURS["unseen"], lw=1.5))
+        ax.set_xticks(range(len(areas)), areas, rotation=45, ha="right")
+        ax.set_yticks(range(len(mods)), mods)
+        ax.set_title(title or f"Task: {task} (accuracy %, outlined = unseen)")
+        fig.colorbar(im, ax=ax, shrink=0.8, label="Accuracy (%)")
+        return _save(fig, out_stem)
+
+
+def plot_heatmaps(cells: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """One modality x area heatmap per task (``cells`` from ``cross_table(df, 'modality', 'area', ['task'])``)."""
     paths = []
-    for ext in ("png", "pdf"):
-        p = out_stem.with_suffix(f".{ext}")
-        fig.savefig(p, dpi=200)
-        paths.append(p)
-    plt.close(fig)
+    for task in sorted(cells["task"].unique()):
+        paths += plot_heatmap(cells, task, Path(out_dir) / f"heatmap_task-{slug(task)}")
     return paths
+
+
+def plot_forest(table: pd.DataFrame, boot: dict, out_stem: Path, title: str = "") -> list[Path]:
+    """Forest plot: each composition (Wilson interval) grouped by split, then the pooled seen and unseen
+    accuracies (cluster-bootstrap interval) as diamonds; the seen - unseen gap and its interval in the title."""
+    comp = table[(table["level"] == "composition") & (table["n"] > 0)].copy()
+    comp["order"] = comp["split"].map({"seen": 0, "unseen": 1}).fillna(2)
+    comp = comp.sort_values(["order", "group"])
+    rows = [(g, a, lo, hi, s, "o") for g, a, lo, hi, s in
+            zip(comp["group"], comp["accuracy"], comp["ci_low"], comp["ci_high"], comp["split"])]
+    for name in ("seen", "unseen"):
+        b = boot.get(name) or {}
+        if b.get("estimate") is not None:
+            rows.append((f"all {name}", b["estimate"], b["ci_low"], b["ci_high"], name, "D"))
+    with plt.rc_context(RC):
+        fig, ax = plt.subplots(figsize=(ONE_COLUMN, max(1.6, 0.17 * len(rows) + 0.9)), layout="constrained")
+        for i, (label, acc, lo, hi, split, marker) in enumerate(rows):
+            c = SPLIT_COLOURS.get(split, "#999999")
+            ax.plot([lo * 100, hi * 100], [i, i], color=c, lw=1)
+            ax.plot(acc * 100, i, marker=marker, color=c, ms=4 if marker == "o" else 5)
+        ax.set_yticks(range(len(rows)), [r[0] for r in rows])
+        ax.invert_yaxis()
+        ax.set_xlim(0, 100)
+        ax.set_xlabel("Accuracy (%), 95% interval")
+        gap = boot.get("gap_seen_minus_unseen") or {}
+        if gap.get("estimate") is not None:
+            gap_text = (f"seen - unseen = {100 * gap['estimate']:+.1f} pts "
+                        f"[{100 * gap['ci_low']:+.1f}, {100 * gap['ci_high']:+.1f}]")
+        else:
+            gap_text = gap.get("note", "gap n/a")
+        ax.set_title((title + "\n" if title else "") + gap_text)
+        return _save(fig, out_stem)
+
+
+def letter_counts(df: pd.DataFrame) -> pd.DataFrame:
+    """Counts of gold letters and predicted letters (a parse failure counts as 'none')."""
+    gold = df["gold"].astype(str).value_counts()
+    pred = df["pred"].astype(object).where(df["pred"].notna(), "none").astype(str).value_counts()
+    letters = sorted(set(gold.index) | (set(pred.index) - {"none"}))
+    if "none" in pred.index:
+        letters.append("none")
+    return pd.DataFrame({"letter": letters, "gold": gold.reindex(letters, fill_value=0).to_numpy(),
+                         "predicted": pred.reindex(letters, fill_value=0).to_numpy()})
+
+
+def plot_letter_bias(df: pd.DataFrame, out_stem: Path, title: str = "") -> list[Path]:
+    """Predicted vs gold letter distribution: a model that favours one position shows a taller bar there."""
+    counts = letter_counts(df)
+    n = len(df)
+    with plt.rc_context(RC):
+        fig, ax = plt.subplots(figsize=(ONE_COLUMN, 1.9), layout="constrained")
+        x = np.arange(len(counts))
+        ax.bar(x - 0.2, counts["gold"] / n * 100, width=0.4, color=OKABE_ITO[1], label="gold")
+        ax.bar(x + 0.2, counts["predicted"] / n * 100, width=0.4, color=OKABE_ITO[0], label="predicted")
+        ax.set_xticks(x, counts["letter"])
+        ax.set_ylabel("Share of items (%)")
+        ax.legend()
+        ax.set_title(title or f"Letter bias (n={n})")
+        return _save(fig, out_stem)
+
+
+def plot_grouped_bars(acc: pd.DataFrame, out_stem: Path, title: str = "", two_columns: bool = False) -> list[Path]:
+    """Fig. 4 style: one group per target composition, one bar per run, Wilson intervals.
+
+    ``acc`` has columns target, run, n, accuracy, ci_low, ci_high (n = 0 rows are drawn as 'n/a').
+    """
+    targets = list(dict.fromkeys(acc["target"]))
+    runs = list(dict.fromkeys(acc["run"]))
+    width = 0.8 / max(1, len(runs))
+    with plt.rc_context(RC):
+        fig, ax = plt.subplots(figsize=(TWO_COLUMNS if two_columns else ONE_COLUMN, 2.2), layout="constrained")
+        for j, run in enumerate(runs):
+            sub = acc[acc["run"] == run].set_index("target").reindex(targets)
+            x = np.arange(len(targets)) - 0.4 + width * (j + 0.5)
+            has = sub["n"].fillna(0).to_numpy() > 0
+            vals = np.where(has, sub["accuracy"].to_numpy(dtype=float) * 100, 0)
+            err = np.vstack([np.where(has, vals - sub["ci_low"].to_numpy(dtype=float) * 100, 0),
+                             np.where(has, sub["ci_high"].to_numpy(dtype=float) * 100 - vals, 0)])
+            colour = OKABE_ITO[j % len(OKABE_ITO)]
+            ax.bar(x, vals, width=width * 0.95, color=colour, yerr=err, ecolor="#333333", capsize=1.5,
+                   label=run, error_kw={"lw": 0.6})
+            for xi, v, h in zip(x, vals, has):
+                if h:
+                    ax.text(xi, v + 1, f"{v:.0f}", ha="center", va="bottom", fontsize=5)
+                else:
+                    ax.text(xi, 1, "n/a", ha="center", va="bottom", fontsize=5, rotation=90)
+        ax.set_xticks(range(len(targets)), targets)
+        ax.set_ylim(0, 105)
+        ax.set_ylabel("Accuracy (%)")
+        ax.legend(ncol=min(4, len(runs)), loc="upper center", bbox_to_anchor=(0.5, -0.15), frameon=False)
+        if title:
+            ax.set_title(title)
+        return _save(fig, out_stem)
+
+
+def plot_gap_forest(gaps: pd.DataFrame, out_stem: Path, title: str = "") -> list[Path]:
+    """Seen - unseen gap per run with its cluster-bootstrap interval (``gaps``: run, estimate, ci_low, ci_high)."""
+    gaps = gaps.reset_index(drop=True)
+    with plt.rc_context(RC):
+        fig, ax = plt.subplots(figsize=(ONE_COLUMN, max(1.3, 0.22 * len(gaps) + 0.8)), layout="constrained")
+        for i, r in gaps.iterrows():  # one row per run
+            if r["estimate"] is None or not np.isfinite(r["estimate"]):
+                ax.text(0, i, "n/a", ha="center", va="center")
+                continue
+            c = OKABE_ITO[i % len(OKABE_ITO)]
+            ax.plot([r["ci_low"] * 100, r["ci_high"] * 100], [i, i], color=c, lw=1.2)
+            ax.plot(r["estimate"] * 100, i, "D", color=c, ms=4)
+        ax.axvline(0, color="#666666", lw=0.6, ls="--")
+        ax.set_yticks(range(len(gaps)), gaps["run"])
+        ax.invert_yaxis()
+        ax.set_xlabel("Seen - unseen accuracy (points), 95% cluster-bootstrap interval")
+        if title:
+            ax.set_title(title)
+        return _save(fig, out_stem)

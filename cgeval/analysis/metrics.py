@@ -1,100 +1,344 @@
-"""Accuracy tables from prediction rows: per composition, per split, per MAT axis value."""
+"""Accuracy tables from prediction rows: per composition, per split, per MAT axis value; run folders.
+
+Every cell carries n, accuracy with a 95% Wilson interval, chance level (from the items' option counts),
+chance-corrected accuracy and the parse-failure count. A cell with no items is kept as an explicit row with
+``note`` saying why it is empty, never silently dropped or filled with a number.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from statsmodels.stats.proportion import proportion_confint
+
+from ..data.registry import SUBSETS
+from .stats import (ItemSetMismatch, chance_corrected, cluster_bootstrap_accuracy, cluster_bootstrap_gap,
+                    holm, mcnemar_exact, wilson_interval)
 
 REQUIRED_COLUMNS = ("item_id", "subset", "dataset", "modality", "area", "task", "split", "shared_elements",
                     "n_options", "gold", "response", "pred", "correct")
 LEVELS = ("overall", "split", "composition", "modality", "area", "task", "shared_elements")
+AXES = ("modality", "area", "task")
+CLUSTER_COLUMNS = ("image", "dataset", "subset", "item_id")
 
 
 class PredictionsError(ValueError):
     """A predictions file that cannot be analysed (missing, truncated, wrong columns)."""
 
 
+class MissingPredictions(PredictionsError):
+    """The run folder has no predictions file (the run never started writing, or the path is wrong)."""
+
+
+class TruncatedPredictions(PredictionsError):
+    """The predictions file ends mid-row or holds fewer rows than the run's manifest says it evaluated."""
+
+
 def read_predictions(path: str | Path) -> pd.DataFrame:
-    """Read ``predictions.jsonl``; a truncated last line (a crash mid-write) is a named error, not a guess."""
+    """Read ``predictions.jsonl``; a truncated or corrupt line is a named error, not a guess."""
     path = Path(path)
     if not path.is_file():
-        raise PredictionsError(f"{path}: no predictions file")
-    rows = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise PredictionsError(f"{path}:{lineno}: not a JSON row ({e}); the file is truncated or corrupt") from e
-    if not rows:
+        raise MissingPredictions(f"{path}: no predictions file")
+    if path.stat().st_size == 0:
+        raise PredictionsError(f"{path}: no prediction rows (empty file)")
+    try:
+        df = pd.read_json(path, lines=True, dtype=False, convert_dates=False)
+    except ValueError:
+        _raise_bad_line(path)
+        raise
+    with path.open("rb") as f:
+        f.seek(-1, 2)
+        if f.read(1) != b"\n":
+            # run.py ends every row with a newline; a last row without one was cut off mid-write.
+            raise TruncatedPredictions(f"{path}: the last row has no line end; the file was cut off mid-write")
+    if df.empty:
         raise PredictionsError(f"{path}: no prediction rows")
-    df = pd.DataFrame(rows)
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise PredictionsError(f"{path}: missing columns {missing}")
     if df["item_id"].duplicated().any():
         dups = df.loc[df["item_id"].duplicated(), "item_id"].head(5).tolist()
         raise PredictionsError(f"{path}: duplicated item ids, e.g. {dups}")
+    bad = ~df["correct"].isin([True, False])
+    if bad.any():
+        raise PredictionsError(f"{path}: {int(bad.sum())} rows have a non-boolean 'correct' "
+                               f"(e.g. {df.loc[bad, 'correct'].head(3).tolist()})")
+    df["correct"] = df["correct"].astype(bool)
+    df["pred"] = df["pred"].astype(object).where(df["pred"].notna(), None)
     return df
 
 
-def _composition_key(df: pd.DataFrame) -> pd.Series:
-    return df["subset"].map(lambda s: f"{int(s):02d}" if pd.notna(s) else "--") + " " + (
-        df["modality"] + "-" + df["area"] + "-" + df["task"]
-    )
+def _raise_bad_line(path: Path) -> None:
+    """Find the first line that is not a JSON object and raise a TruncatedPredictions naming it."""
+    with path.open(encoding="utf-8") as f:
+        lines = f.readlines()
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            where = "last" if lineno == len(lines) else "a middle"
+            raise TruncatedPredictions(f"{path}:{lineno}: {where} line is not a JSON row ({e}); "
+                                       "the file is truncated or corrupt") from e
+        if not isinstance(row, dict):
+            raise TruncatedPredictions(f"{path}:{lineno}: not a JSON object")
 
 
-def _summarise(g: pd.DataFrame) -> dict:
-    n = len(g)
-    k = int(g["correct"].sum())
-    fails = int(g["pred"].isna().sum())
-    lo, hi = proportion_confint(k, n, alpha=0.05, method="wilson") if n else (np.nan, np.nan)
-    return {
-        "n": n,
-        "n_correct": k,
-        "accuracy": k / n if n else np.nan,
-        "ci_low": float(lo),
-        "ci_high": float(hi),
-        "n_parse_fail": fails,
-        "parse_failure_rate": fails / n if n else np.nan,
-        "chance": float((1.0 / g["n_options"]).mean()) if n else np.nan,
-    }
+@dataclass
+class Run:
+    """One run folder: its predictions and (when present) its manifest."""
+
+    path: Path
+    label: str
+    predictions: pd.DataFrame
+    manifest: dict = field(default_factory=dict)
+
+    def expected_compositions(self) -> dict[str, str]:
+        """Compositions the run set out to evaluate: label -> why it was expected (for n/a reasons)."""
+        expected: dict[str, str] = {}
+        for s in self.manifest.get("heldout_subsets") or []:
+            if int(s) in SUBSETS:
+                expected[SUBSETS[int(s)].label] = "held out (unseen) in this run"
+        requested = ((self.manifest.get("config") or {}).get("data") or {}).get("subsets") or []
+        for s in requested:
+            if int(s) in SUBSETS:
+                expected.setdefault(SUBSETS[int(s)].label, "requested in the run's data config")
+        return expected
 
 
-def metrics_table(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per (level, group): overall, each split, each composition, each axis value, each relation."""
-    df = df.assign(composition=_composition_key(df), overall="all")
-    rows = []
+def load_run(run_dir: str | Path, label: str | None = None) -> Run:
+    """Read a run folder; a missing, truncated or unfinished predictions file is a named error."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise MissingPredictions(f"{run_dir}: not a run folder (no such directory)")
+    manifest_path = run_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
+    df = read_predictions(run_dir / "predictions.jsonl")
+    expected_n = (manifest.get("data") or {}).get("n_items")
+    if expected_n is not None and len(df) != int(expected_n):
+        raise TruncatedPredictions(f"{run_dir / 'predictions.jsonl'}: {len(df)} rows but the manifest says the run "
+                                   f"evaluated {expected_n} items; the file is truncated or from another run")
+    # status 'running' alone is not an error: run.py writes the report before it marks the run complete, and
+    # the row count above already catches a run that stopped during inference.
+    return Run(run_dir, label or run_dir.name, df, manifest)
+
+
+def composition_key(df: pd.DataFrame) -> pd.Series:
+    """'03 CT-Lung-COVID' style labels (computed per distinct composition, not per row)."""
+    cols = ["subset", "modality", "area", "task"]
+    uniq = df[cols].drop_duplicates()
+    labels = [(f"{int(s):02d}" if pd.notna(s) else "--") + f" {m}-{a}-{t}"
+              for s, m, a, t in uniq.itertuples(index=False)]
+    mapping = pd.Series(labels, index=pd.MultiIndex.from_frame(uniq))
+    return pd.Series(mapping.reindex(pd.MultiIndex.from_frame(df[cols])).to_numpy(), index=df.index)
+
+
+def cluster_ids(df: pd.DataFrame, cluster: str) -> pd.Series:
+    """Cluster label per row; a row without one (e.g. no image path) is its own cluster."""
+    if cluster not in CLUSTER_COLUMNS:
+        raise ValueError(f"cluster must be one of {CLUSTER_COLUMNS}, got {cluster!r}")
+    if cluster not in df.columns:
+        raise PredictionsError(f"predictions have no {cluster!r} column to cluster on")
+    ids = df[cluster].astype(object)
+    return ids.where(ids.notna(), "item:" + df["item_id"].astype(str))
+
+
+def _with_derived(df: pd.DataFrame) -> pd.DataFrame:
+    return df.assign(composition=composition_key(df), overall="all",
+                     _fail=df["pred"].isna().to_numpy(), _inv=1.0 / df["n_options"].astype(float).to_numpy(),
+                     _shared=df["shared_elements"].to_numpy(), _split=df["split"].to_numpy())
+
+
+def _cells(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Vectorised per-group summary: n, n_correct, parse failures, chance, split labels."""
+    g = df.groupby(by, sort=True, observed=True, dropna=False)
+    out = g.agg(n=("correct", "size"), n_correct=("correct", "sum"), n_parse_fail=("_fail", "sum"),
+                chance=("_inv", "mean"), _shared_max=("_shared", "max"))
+    splits = g["_split"].unique().map(lambda v: "/".join(sorted(map(str, v))))
+    out = out.reset_index()
+    # when grouping by split or shared_elements, the key column already holds the value
+    shared = out.pop("_shared_max")
+    if "shared_elements" not in out:
+        out["shared_elements"] = shared
+    if "split" not in out:
+        out["split"] = splits.to_numpy()
+    return out
+
+
+def _finish(table: pd.DataFrame) -> pd.DataFrame:
+    n = table["n"].to_numpy(dtype=float)
+    k = table["n_correct"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        acc = np.where(n > 0, k / n, np.nan)
+        fail = np.where(n > 0, table["n_parse_fail"].to_numpy(dtype=float) / n, np.nan)
+    lo, hi = wilson_interval(k, n)
+    chance = table["chance"].to_numpy(dtype=float)
+    table = table.assign(accuracy=acc, ci_low=lo, ci_high=hi, parse_failure_rate=fail,
+                         chance_corrected=chance_corrected(acc, chance), cc_low=chance_corrected(lo, chance),
+                         cc_high=chance_corrected(hi, chance))
+    note = table["note"] if "note" in table else pd.Series("", index=table.index)
+    note = note.fillna("").astype(str)
+    note = note.mask((n > 0) & (chance >= 1) & (note == ""), "chance-corrected n/a: every item has one option")
+    return table.assign(note=note)
+
+
+def metrics_table(df: pd.DataFrame, expected: dict[str, str] | None = None) -> pd.DataFrame:
+    """One row per (level, group): overall, each split, each composition, each axis value, each relation.
+
+    ``expected`` (composition label -> reason) adds an explicit n/a row for a composition the run meant to
+    evaluate but that has no prediction rows.
+    """
+    df = _with_derived(df)
+    parts = []
     for level in LEVELS:
-        col = level if level != "overall" else "overall"
-        for key, g in df.groupby(col, sort=True):
-            splits = sorted(g["split"].unique())
-            row = {"level": level, "group": str(key), "split": "/".join(splits), **_summarise(g)}
-            if level == "composition":
-                row["shared_elements"] = int(g["shared_elements"].max())
-            rows.append(row)
-    table = pd.DataFrame(rows)
-    if "shared_elements" not in table:
-        table["shared_elements"] = np.nan
-    return table
+        cells = _cells(df, [level])
+        if level in ("split", "shared_elements"):
+            cells["group"] = cells[level]
+            if level == "shared_elements":
+                cells = cells.drop(columns="shared_elements")
+        else:
+            cells = cells.rename(columns={level: "group"})
+        cells.insert(0, "level", level)
+        cells["group"] = cells["group"].astype(str)
+        if level != "composition":
+            cells["shared_elements"] = np.nan
+        else:
+            missing = sorted(set(expected or {}) - set(cells["group"]))
+            if missing:
+                empty = pd.DataFrame({"level": level, "group": missing, "n": 0, "n_correct": 0, "n_parse_fail": 0,
+                                      "chance": np.nan, "shared_elements": np.nan, "split": "",
+                                      "note": [f"n/a: no items in predictions ({expected[m]})" for m in missing]})
+                cells = pd.concat([cells, empty], ignore_index=True).sort_values("group", ignore_index=True)
+        parts.append(cells)
+    table = pd.concat(parts, ignore_index=True)
+    table["note"] = table["note"].fillna("") if "note" in table else ""
+    return _finish(table)
 
 
-def metrics_dict(table: pd.DataFrame) -> dict:
-    """Nested dict for metrics.json: level -> group -> numbers."""
+def cross_table(df: pd.DataFrame, rows: str, cols: str, by: list[str] | None = None,
+                full_grid: bool = True) -> pd.DataFrame:
+    """Cells of ``rows`` x ``cols`` (e.g. modality x split, or modality x area within each task).
+
+    With ``full_grid`` every combination of the observed values is present; empty ones have n = 0 and a note.
+    """
+    df = _with_derived(df)
+    keys = (by or []) + [rows, cols]
+    cells = _cells(df, keys)
+    if full_grid:
+        if by:
+            # the grid is per ``by`` group: rows/cols values observed within that group
+            frames = []
+            for key, sub in df.groupby(by, sort=True, observed=True):
+                key = key if isinstance(key, tuple) else (key,)
+                idx = pd.MultiIndex.from_product([[k] for k in key] + [sorted(sub[rows].unique()),
+                                                                       sorted(sub[cols].unique())], names=keys)
+                frames.append(idx.to_frame(index=False))
+            grid = pd.concat(frames, ignore_index=True)
+        else:
+            grid = pd.MultiIndex.from_product([sorted(df[rows].unique()), sorted(df[cols].unique())],
+                                              names=keys).to_frame(index=False)
+        cells = grid.merge(cells, on=keys, how="left")
+        empty = cells["n"].isna()
+        cells[["n", "n_correct", "n_parse_fail"]] = cells[["n", "n_correct", "n_parse_fail"]].fillna(0).astype(int)
+        cells["split"] = cells["split"].fillna("")
+        cells["note"] = np.where(empty, "n/a: no items with this combination", "")
+    return _finish(cells)
+
+
+def bootstrap_summary(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0, cluster: str = "image") -> dict:
+    """Cluster-bootstrap intervals for overall, seen and unseen accuracy and for the seen - unseen gap."""
+    ids = cluster_ids(df, cluster).to_numpy()
+    correct = df["correct"].to_numpy(dtype=bool)
+    seen = (df["split"] == "seen").to_numpy()
+    unseen = (df["split"] == "unseen").to_numpy()
+    out: dict = {"cluster": cluster}
+    out["overall"] = cluster_bootstrap_accuracy(correct, ids, n_boot, seed).to_dict()
+    for name, mask in (("seen", seen), ("unseen", unseen)):
+        out[name] = (cluster_bootstrap_accuracy(correct[mask], ids[mask], n_boot, seed).to_dict() if mask.any()
+                     else {"estimate": None, "note": f"n/a: no {name} items"})
+    if seen.any() and unseen.any():
+        both = seen | unseen
+        out["gap_seen_minus_unseen"] = cluster_bootstrap_gap(correct[both], seen[both], ids[both], n_boot,
+                                                             seed).to_dict()
+    else:
+        which = "seen" if not seen.any() else "unseen"
+        out["gap_seen_minus_unseen"] = {"estimate": None, "ci_low": None, "ci_high": None,
+                                        "note": f"n/a: no {which} items, so there is no gap to estimate"}
+    return out
+
+
+def _clean(v):
+    if isinstance(v, (float, np.floating)):
+        return None if np.isnan(v) else float(v)
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.bool_):
+        return bool(v)
+    return v
+
+
+def metrics_dict(table: pd.DataFrame, bootstrap: dict | None = None) -> dict:
+    """Nested dict for metrics.json: level -> group -> numbers; plus the bootstrap block when given."""
     out: dict[str, dict] = {}
     for level, g in table.groupby("level", sort=False):
-        out[level] = {
-            row["group"]: {k: (None if isinstance(v, float) and np.isnan(v) else v)
-                           for k, v in row.items() if k not in ("level", "group")}
-            for row in g.to_dict("records")
-        }
+        out[level] = {row["group"]: {k: _clean(v) for k, v in row.items() if k not in ("level", "group")}
+                      for row in g.to_dict("records")}
     split = out.get("split", {})
     if "seen" in split and "unseen" in split:
         out["gap_seen_minus_unseen"] = split["seen"]["accuracy"] - split["unseen"]["accuracy"]
+    if bootstrap is not None:
+        out["bootstrap"] = bootstrap
     return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Paired runs
+
+
+def paired_frame(a: pd.DataFrame, b: pd.DataFrame, label_a: str = "A", label_b: str = "B") -> pd.DataFrame:
+    """Align two runs item by item; raise ItemSetMismatch unless they cover exactly the same items.
+
+    Items must match on id, gold letter and option count; the result has ``correct_a`` / ``correct_b``.
+    """
+    keys = ["item_id", "gold", "n_options"]
+    ids_a = pd.Index(a["item_id"])
+    ids_b = pd.Index(b["item_id"])
+    only_a = int((~ids_a.isin(ids_b)).sum())
+    only_b = int((~ids_b.isin(ids_a)).sum())
+    cols = keys + ["subset", "modality", "area", "task", "split", "correct"]
+    m = a[[c for c in cols if c in a]].merge(b[keys + ["correct"]], on="item_id", how="inner",
+                                             suffixes=("", "_b"))
+    differing = int(((m["gold"] != m["gold_b"]) | (m["n_options"] != m["n_options_b"])).sum())
+    if only_a or only_b or differing:
+        n = only_a + only_b + differing
+        raise ItemSetMismatch(
+            f"runs {label_a!r} and {label_b!r} are not over the same items: {n} items differ "
+            f"({only_a} only in {label_a!r}, {only_b} only in {label_b!r}, {differing} with a different gold "
+            f"answer or option count); a paired test needs identical items", only_a, only_b, differing)
+    return m.drop(columns=["gold_b", "n_options_b"]).rename(columns={"correct": "correct_a"})
+
+
+def paired_by_composition(a: pd.DataFrame, b: pd.DataFrame, label_a: str = "A", label_b: str = "B",
+                          alpha: float = 0.05) -> pd.DataFrame:
+    """Exact McNemar per composition (B vs A) with Holm adjustment across compositions, plus an overall row."""
+    m = paired_frame(a, b, label_a, label_b)
+    m = m.assign(composition=composition_key(m))
+    rows = []
+    for comp, g in m.groupby("composition", sort=True):
+        r = mcnemar_exact(g["correct_a"].to_numpy(), g["correct_b"].to_numpy())
+        rows.append({"composition": comp, "split": "/".join(sorted(g["split"].unique())), **r.to_dict()})
+    table = pd.DataFrame(rows)
+    reject, adj = holm(table["pvalue"].to_numpy(), alpha)
+    table["p_holm"] = adj
+    table["significant"] = reject
+    overall = mcnemar_exact(m["correct_a"].to_numpy(), m["correct_b"].to_numpy())
+    over = pd.DataFrame([{"composition": "all", "split": "/".join(sorted(m["split"].unique())),
+                          **overall.to_dict(), "p_holm": np.nan, "significant": overall.pvalue < alpha}])
+    table = pd.concat([table, over], ignore_index=True)
+    table["diff_b_minus_a"] = table["acc_b"] - table["acc_a"]
+    return table.rename(columns={"a_only": f"only_{label_a}", "b_only": f"only_{label_b}",
+                                 "acc_a": f"acc_{label_a}", "acc_b": f"acc_{label_b}"})

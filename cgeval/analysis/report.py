@@ -7,35 +7,75 @@ from pathlib import Path
 import pandas as pd
 
 from ..manifest import write_json_atomic, write_text_atomic
-from .figures import plot_composition_accuracy
-from .metrics import metrics_dict, metrics_table, read_predictions
+from .figures import plot_composition_accuracy, plot_forest, plot_heatmaps, plot_letter_bias
+from .metrics import AXES, Run, bootstrap_summary, cross_table, load_run, metrics_dict, metrics_table
+from .tables import composition_view, marginal_view, seen_unseen_view, to_markdown, write_table
 
 TABLE_COLUMNS = ["level", "group", "split", "shared_elements", "n", "accuracy", "ci_low", "ci_high",
-                 "chance", "n_parse_fail", "parse_failure_rate"]
+                 "chance", "chance_corrected", "cc_low", "cc_high", "n_parse_fail", "parse_failure_rate", "note"]
+_PCT = ("accuracy", "ci_low", "ci_high", "chance", "chance_corrected", "cc_low", "cc_high", "parse_failure_rate")
 
 
 def _markdown(table: pd.DataFrame) -> str:
     parts = []
     for level, g in table.groupby("level", sort=False):
         shown = g[TABLE_COLUMNS].drop(columns="level").copy()
-        for c in ("accuracy", "ci_low", "ci_high", "chance", "parse_failure_rate"):
+        for c in _PCT:
             shown[c] = (shown[c] * 100).round(1)
         if level != "composition":
             shown = shown.drop(columns="shared_elements")
-        shown = shown.rename(columns={c: f"{c} %" for c in ("accuracy", "ci_low", "ci_high", "chance",
-                                                            "parse_failure_rate")})
-        parts.append(f"## By {level}\n\n" + shown.to_markdown(index=False) + "\n")
+        if not shown["note"].astype(bool).any():
+            shown = shown.drop(columns="note")
+        shown = shown.rename(columns={c: f"{c} %" for c in _PCT})
+        parts.append(f"## By {level}\n\n" + shown.to_markdown(index=False, missingval="n/a") + "\n")
     return "\n".join(parts)
 
 
-def write_report(run_dir: str | Path, title: str = "") -> dict:
-    """Write metrics.json, table.csv, table.md and accuracy_by_composition.{png,pdf} into ``run_dir``."""
-    run_dir = Path(run_dir)
-    df = read_predictions(run_dir / "predictions.jsonl")
-    table = metrics_table(df)
-    metrics = metrics_dict(table)
-    write_json_atomic(run_dir / "metrics.json", metrics)
-    write_text_atomic(run_dir / "table.csv", table[TABLE_COLUMNS].to_csv(index=False))
-    write_text_atomic(run_dir / "table.md", (f"# {title}\n\n" if title else "") + _markdown(table))
-    plot_composition_accuracy(table, run_dir / "accuracy_by_composition", title=title)
-    return metrics
+def analyse_run(run: Run, n_boot: int = 1000, seed: int = 0, cluster: str = "image") -> dict:
+    """All per-run numbers: the metrics table, marginals by split, modality x area cells, bootstrap block."""
+    df = run.predictions
+    table = metrics_table(df, run.expected_compositions())
+    boot = bootstrap_summary(df, n_boot=n_boot, seed=seed, cluster=cluster)
+    marginals = {axis: cross_table(df, axis, "split") for axis in AXES}
+    heat = cross_table(df, "modality", "area", by=["task"])
+    return {"table": table, "bootstrap": boot, "marginals": marginals, "heatmap_cells": heat,
+            "metrics": metrics_dict(table, boot)}
+
+
+def write_run_outputs(run: Run, out_dir: str | Path, title: str = "", n_boot: int = 1000, seed: int = 0,
+                      cluster: str = "image") -> dict:
+    """Write metrics.json, the tables (CSV/Markdown/LaTeX) and the figures of one run into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    a = analyse_run(run, n_boot, seed, cluster)
+    table, boot = a["table"], a["bootstrap"]
+    write_json_atomic(out / "metrics.json", a["metrics"])
+    write_text_atomic(out / "table.csv", table[TABLE_COLUMNS].to_csv(index=False))
+    write_text_atomic(out / "table.md", (f"# {title}\n\n" if title else "") + _markdown(table))
+
+    raw, view = composition_view(table)
+    write_table(raw, view, out / "compositions", "Accuracy per composition (95% Wilson interval)")
+    raws, views = zip(*(marginal_view(a["marginals"][axis], axis) for axis in AXES))
+    write_table(pd.concat(raws, ignore_index=True), pd.concat(views, ignore_index=True), out / "marginals",
+                "Accuracy per modality, area and task, seen vs unseen")
+    raw, view = seen_unseen_view(table, boot)
+    write_table(raw, view, out / "seen_unseen", f"Seen vs unseen, {boot['overall']['n_boot']} cluster-bootstrap "
+                f"resamples by {cluster}, seed {seed}")
+    write_text_atomic(out / "heatmap_cells.csv", a["heatmap_cells"].to_csv(index=False))
+
+    figs = out / "figures"
+    plot_composition_accuracy(table, out / "accuracy_by_composition", title=title)
+    plot_heatmaps(a["heatmap_cells"], figs)
+    plot_forest(table, boot, figs / "forest_seen_unseen", title=run.label)
+    plot_letter_bias(run.predictions, figs / "letter_bias", title=f"Letter bias: {run.label}")
+    return a
+
+
+def write_report(run_dir: str | Path, title: str = "", n_boot: int = 1000, seed: int = 0,
+                 cluster: str = "image") -> dict:
+    """Write metrics.json, tables and figures into ``run_dir``; return the metrics dict."""
+    run = load_run(run_dir)
+    return write_run_outputs(run, run_dir, title, n_boot, seed, cluster)["metrics"]
+
+
+__all__ = ["analyse_run", "write_report", "write_run_outputs", "to_markdown"]
