@@ -1,0 +1,55 @@
+"""Item images as the back ends want them: RGB PIL images, optionally padded to a square.
+
+``pad_to_square`` reproduces LLaVA's ``expand2square``: the image is centred on a square canvas filled with the
+vision tower's mean colour (CLIP's mean by default), so the processor's resize does not distort it and its
+centre crop does not cut anything off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from PIL import Image
+
+from ..data.records import Item
+
+# CLIP's image_mean (0.48145466, 0.4578275, 0.40821073) * 255, truncated as LLaVA's expand2square does.
+CLIP_MEAN_FILL = (122, 116, 104)
+
+
+class ImageLoadError(RuntimeError):
+    """An item's image cannot be opened or decoded."""
+
+
+def expand_to_square(image: Image.Image, fill: tuple[int, int, int] = CLIP_MEAN_FILL) -> Image.Image:
+    width, height = image.size
+    if width == height:
+        return image
+    side = max(width, height)
+    canvas = Image.new(image.mode, (side, side), fill)
+    canvas.paste(image, ((side - width) // 2, (side - height) // 2))
+    return canvas
+
+
+def load_rgb(path: str, pad_to_square: bool = False,
+             fill: tuple[int, int, int] = CLIP_MEAN_FILL) -> Image.Image:
+    with Image.open(path) as im:
+        image = im.convert("RGB")
+    return expand_to_square(image, fill) if pad_to_square else image
+
+
+def load_item_images(items: Sequence[Item], pad_to_square: bool = False, workers: int = 8,
+                     fill: tuple[int, int, int] = CLIP_MEAN_FILL) -> list[Image.Image]:
+    """The items' images in order, decoded on a few threads (PIL releases the GIL while decoding)."""
+
+    def one(item: Item) -> Image.Image:
+        try:
+            return load_rgb(item.image_path, pad_to_square, fill)
+        except (OSError, ValueError) as e:
+            raise ImageLoadError(f"cannot load the image of item {item.item_id}: {item.image_path}: {e}") from e
+
+    if workers <= 1 or len(items) <= 1:
+        return [one(it) for it in items]
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        return list(pool.map(one, items))

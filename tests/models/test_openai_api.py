@@ -1,0 +1,304 @@
+"""The OpenAI-compatible adapter against a mock HTTP transport: request bodies, order, retries, logprobs, secrecy."""
+
+import base64
+import io
+import json
+import logging
+import math
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+from PIL import Image
+
+from cgeval.data.records import Item
+from cgeval.models.base import ModelAdapter, UnsupportedScoring
+from cgeval.models.openai_api import (
+    APIRequestError,
+    MissingAPIKey,
+    OpenAIAdapter,
+    OpenAINotInstalled,
+    backoff_delay,
+    letter_scores,
+)
+
+KEY = "sk-test-0123456789-secret"
+BASE = "http://mock-server/v1"
+
+
+def make_items(tmp_path, n, sizes=((40, 30), (32, 32), (24, 48))):
+    items = []
+    for i in range(n):
+        path = tmp_path / f"img{i}.png"
+        Image.new("L", sizes[i % len(sizes)], color=10 * i % 255).save(path)
+        letters = "ABCD" if i % 2 else "AB"
+        options = tuple((l, f"label{l}{i}") for l in letters)
+        prompt = f"Q{i}: what is shown?\n" + "\n".join(f"{l}: {t}" for l, t in options) + "\nAnswer with the letter."
+        items.append(Item(item_id=f"it{i}", subset=1, dataset=1, modality="CT", area="Lung", task="Diseases",
+                          image=f"img{i}.png", image_path=str(path), prompt=prompt, question=f"Q{i}: what is shown?",
+                          options=options, gold="A", answer_text=options[0][1]))
+    return items
+
+
+def completion(content="A", logprobs=None):
+    choice = {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content},
+              "logprobs": logprobs}
+    return {"id": "c", "object": "chat.completion", "created": 0, "model": "m", "choices": [choice]}
+
+
+def top(pairs):
+    """A chat logprobs block whose first token's top_logprobs are ``pairs``."""
+    first_tok, first_lp = pairs[0]
+    return {"content": [{"token": first_tok, "logprob": first_lp, "bytes": None,
+                         "top_logprobs": [{"token": t, "logprob": lp, "bytes": None} for t, lp in pairs]}]}
+
+
+def item_index(request: httpx.Request) -> int:
+    body = json.loads(request.content)
+    text = body["messages"][-1]["content"][1]["text"]
+    return int(text.split(":")[0][1:])
+
+
+@pytest.fixture
+def key_env(monkeypatch):
+    monkeypatch.setenv("CGEVAL_TEST_KEY", KEY)
+    return "CGEVAL_TEST_KEY"
+
+
+def adapter(handler, key_env, **kw):
+    kw.setdefault("retry_base_delay", 0.001)
+    kw.setdefault("retry_max_delay", 0.01)
+    return OpenAIAdapter(name="srv", model_id="org/model-7b", base_url=BASE, api_key_env=key_env,
+                         http_client=httpx.Client(transport=httpx.MockTransport(handler)), **kw)
+
+
+def test_it_is_a_model_adapter(key_env):
+    assert isinstance(adapter(lambda r: httpx.Response(200, json=completion()), key_env), ModelAdapter)
+
+
+def test_request_body_carries_image_text_and_greedy_settings(tmp_path, key_env):
+    seen = []
+
+    def handler(request):
+        seen.append(request)
+        return httpx.Response(200, json=completion("B"))
+
+    items = make_items(tmp_path, 1)
+    m = adapter(handler, key_env, served_model="served-name", max_new_tokens=7, seed=3,
+                prompt={"template": "{prompt}", "system": "You are a radiologist."})
+    assert m.generate(items) == ["B"]
+    (req,) = seen
+    assert req.url == f"{BASE}/chat/completions"
+    assert req.headers["authorization"] == f"Bearer {KEY}"
+    body = json.loads(req.content)
+    assert body["model"] == "served-name"
+    assert body["temperature"] == 0 and body["max_tokens"] == 7 and body["seed"] == 3
+    assert "logprobs" not in body
+    system, user = body["messages"]
+    assert system == {"role": "system", "content": [{"type": "text", "text": "You are a radiologist."}]}
+    image_part, text_part = user["content"]
+    assert text_part == {"type": "text", "text": items[0].prompt}
+    url = image_part["image_url"]["url"]
+    assert image_part["type"] == "image_url" and url.startswith("data:image/png;base64,")
+    decoded = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+    assert decoded.mode == "RGB" and decoded.size == (40, 30)
+
+
+def test_jpeg_and_pad_to_square(tmp_path, key_env):
+    urls = []
+
+    def handler(request):
+        urls.append(json.loads(request.content)["messages"][-1]["content"][0]["image_url"]["url"])
+        return httpx.Response(200, json=completion())
+
+    m = adapter(handler, key_env, image_format="jpeg", pad_to_square=True)
+    m.generate(make_items(tmp_path, 1))
+    assert urls[0].startswith("data:image/jpeg;base64,")
+    assert Image.open(io.BytesIO(base64.b64decode(urls[0].split(",", 1)[1]))).size == (40, 40)
+
+
+def test_replies_keep_input_order_under_concurrency(tmp_path, key_env):
+    lock = threading.Lock()
+    state = {"in_flight": 0, "peak": 0}
+
+    def handler(request):
+        i = item_index(request)
+        with lock:
+            state["in_flight"] += 1
+            state["peak"] = max(state["peak"], state["in_flight"])
+        time.sleep(0.002 * (12 - i))  # earlier items answer later
+        with lock:
+            state["in_flight"] -= 1
+        return httpx.Response(200, json=completion(f"reply {i}"))
+
+    items = make_items(tmp_path, 12)
+    m = adapter(handler, key_env, max_concurrency=4)
+    assert m.generate(items) == [f"reply {i}" for i in range(12)]
+    assert 1 < state["peak"] <= 4
+
+
+def test_retries_429_then_succeeds(tmp_path, key_env):
+    calls = []
+
+    def handler(request):
+        calls.append(1)
+        if len(calls) <= 2:
+            return httpx.Response(429, json={"error": {"message": "slow down"}})
+        return httpx.Response(200, json=completion("C"))
+
+    m = adapter(handler, key_env, max_retries=3)
+    assert m.generate(make_items(tmp_path, 1)) == ["C"]
+    assert len(calls) == 3 and m.calls == 3
+
+
+def test_retries_a_timeout(tmp_path, key_env):
+    calls = []
+
+    def handler(request):
+        calls.append(1)
+        if len(calls) == 1:
+            raise httpx.ReadTimeout("too slow", request=request)
+        return httpx.Response(200, json=completion("A"))
+
+    m = adapter(handler, key_env, max_retries=2)
+    assert m.generate(make_items(tmp_path, 1)) == ["A"]
+    assert len(calls) == 2
+
+
+def test_500_until_retries_run_out_raises_named_error(tmp_path, key_env, caplog):
+    calls = []
+
+    def handler(request):
+        calls.append(1)
+        return httpx.Response(500, json={"error": {"message": "boom"}})
+
+    m = adapter(handler, key_env, max_retries=2)
+    with caplog.at_level(logging.DEBUG), pytest.raises(APIRequestError) as err:
+        m.generate(make_items(tmp_path, 1))
+    assert len(calls) == 3
+    assert err.value.item_id == "it0" and err.value.status == 500 and err.value.attempts == 3
+    assert "it0" in str(err.value) and "500" in str(err.value)
+    assert KEY not in caplog.text and KEY not in str(err.value)
+
+
+def test_client_error_is_not_retried(tmp_path, key_env):
+    calls = []
+
+    def handler(request):
+        calls.append(1)
+        return httpx.Response(400, json={"error": {"message": "image too large"}})
+
+    with pytest.raises(APIRequestError) as err:
+        adapter(handler, key_env, max_retries=4).generate(make_items(tmp_path, 1))
+    assert len(calls) == 1 and err.value.status == 400
+
+
+def test_one_failing_item_fails_the_batch_with_its_id(tmp_path, key_env):
+    def handler(request):
+        if item_index(request) == 3:
+            return httpx.Response(503, json={"error": {"message": "unavailable"}})
+        return httpx.Response(200, json=completion("A"))
+
+    with pytest.raises(APIRequestError) as err:
+        adapter(handler, key_env, max_retries=1, max_concurrency=3).generate(make_items(tmp_path, 6))
+    assert err.value.item_id == "it3" and err.value.status == 503
+
+
+def test_likelihood_reads_letter_logprobs(tmp_path, key_env):
+    bodies = []
+    pairs = [("A", -0.2), (" B", -2.0), ("B", -2.5), ("C", -4.0), ("The", -5.0)]
+
+    def handler(request):
+        bodies.append(json.loads(request.content))
+        return httpx.Response(200, json=completion("A", top(pairs)))
+
+    items = make_items(tmp_path, 2)  # it0 has A, B; it1 has A-D
+    scores = adapter(handler, key_env, top_logprobs=5).option_logprobs(items)
+    assert all(b["logprobs"] is True and b["top_logprobs"] == 5 and b["max_tokens"] == 1
+               and b["temperature"] == 0 for b in bodies)
+    assert set(scores[0]) == {"A", "B"} and set(scores[1]) == {"A", "B", "C", "D"}
+    assert scores[1]["A"] == pytest.approx(-0.2)
+    assert scores[1]["B"] == pytest.approx(math.log(math.exp(-2.0) + math.exp(-2.5)))
+    assert scores[1]["C"] == pytest.approx(-4.0)
+    assert scores[1]["D"] == -math.inf  # not among the top logprobs
+
+
+def test_no_logprobs_from_server_is_unsupported_scoring(tmp_path, key_env):
+    m = adapter(lambda r: httpx.Response(200, json=completion("A", None)), key_env)
+    with pytest.raises(UnsupportedScoring, match="no logprobs"):
+        m.option_logprobs(make_items(tmp_path, 1))
+
+
+def test_letter_scores_on_an_empty_content_list():
+    class C:  # a completion whose logprobs block is present but empty
+        choices = [type("Ch", (), {"logprobs": type("L", (), {"content": []})()})()]
+
+    with pytest.raises(UnsupportedScoring):
+        letter_scores(C(), ("A", "B"))
+
+
+def test_null_content_is_an_empty_reply(tmp_path, key_env):
+    assert adapter(lambda r: httpx.Response(200, json=completion(None)), key_env).generate(
+        make_items(tmp_path, 1)) == [""]
+
+
+def test_key_never_leaks_and_is_read_once(tmp_path, key_env, monkeypatch):
+    auth = []
+
+    def handler(request):
+        auth.append(request.headers["authorization"])
+        return httpx.Response(200, json=completion())
+
+    m = adapter(handler, key_env, dtype="bfloat16", device="cuda")
+    monkeypatch.setenv(key_env, "sk-changed-later")
+    m.generate(make_items(tmp_path, 1))
+    assert auth == [f"Bearer {KEY}"]
+    described = json.dumps(m.describe())
+    assert KEY not in described and KEY not in repr(m) and KEY not in str(vars(m).keys())
+    assert not any(KEY == v for v in vars(m).values())
+    assert m.describe()["api_key_env"] == key_env
+    assert m.describe()["ignored_config"] == ["device", "dtype"]
+
+
+def test_missing_key_variable_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv("CGEVAL_UNSET_KEY", raising=False)
+    with pytest.raises(MissingAPIKey, match="CGEVAL_UNSET_KEY"):
+        OpenAIAdapter(name="srv", model_id="m", api_key_env="CGEVAL_UNSET_KEY")
+
+
+def test_no_key_variable_for_a_local_server(tmp_path):
+    auth = []
+
+    def handler(request):
+        auth.append(request.headers["authorization"])
+        return httpx.Response(200, json=completion())
+
+    m = OpenAIAdapter(name="local", model_id="m", base_url=BASE, api_key_env=None,
+                      http_client=httpx.Client(transport=httpx.MockTransport(handler)))
+    m.generate(make_items(tmp_path, 1))
+    assert auth == ["Bearer EMPTY"]
+
+
+def test_bad_settings_fail_at_construction(key_env):
+    with pytest.raises(ValueError, match="image_format"):
+        OpenAIAdapter(name="s", model_id="m", api_key_env=key_env, image_format="gif")
+    with pytest.raises(ValueError, match="back ends"):
+        OpenAIAdapter(name="s", model_id="m", api_key_env=key_env, backends=["hf"])
+
+
+def test_missing_openai_extra_names_it(monkeypatch, key_env):
+    monkeypatch.setitem(sys.modules, "openai", None)  # makes `import openai` raise ImportError
+    with pytest.raises(OpenAINotInstalled, match=r"cgeval\[openai\]"):
+        OpenAIAdapter(name="s", model_id="m", api_key_env=key_env)
+
+
+def test_backoff_grows_is_capped_and_honours_retry_after():
+    import random
+    rng = random.Random(0)
+    for attempt in range(6):
+        d = backoff_delay(attempt, 0.5, 4.0, rng=rng)
+        assert min(0.5 * 2**attempt, 4.0) / 2 <= d <= min(0.5 * 2**attempt, 4.0)
+    assert backoff_delay(0, 0.5, 4.0, retry_after=3.0) == 3.0
+    assert backoff_delay(0, 0.5, 4.0, retry_after=30.0) == 4.0
