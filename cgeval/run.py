@@ -61,9 +61,12 @@ def prediction_row(item: Item, split: str, shared: int, scored: dict) -> dict:
         "shared_elements": shared,
         "n_options": item.n_options,
         "gold": item.gold,
-        "answer_text": item.answer_text,
-        **scored,
+        "response": scored["response"],
+        "pred": scored["pred"],
         "correct": scored["pred"] == item.gold,
+        "parse_rule": scored["parse_rule"],
+        "option_scores": scored["option_scores"],
+        "answer_text": item.answer_text,
         "image": item.image,
     }
 
