@@ -1,0 +1,278 @@
+"""Hugging Face transformers back end: batched generation and option-letter likelihoods for any image-text model.
+
+torch and transformers are imported when an adapter is built, not when this module is imported.
+
+Batching never changes an answer: prompts are padded on the LEFT (so the last position of every row is its
+real last token), the attention mask covers the padding, and each image is processed on its own (the
+processors handle per-image sizes / grids).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+
+from ..data.records import LETTERS, Item
+from .prompt import PromptTemplate, chat_messages
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+class ModelLoadError(RuntimeError):
+    """The model or its processor could not be loaded (no weights at the path, hub unreachable, wrong class)."""
+
+
+class ImageLoadError(RuntimeError):
+    """An item's image could not be opened or decoded."""
+
+    def __init__(self, item_id: str, path: str, reason: str):
+        super().__init__(f"item {item_id}: cannot load image {path}: {reason}")
+        self.item_id = item_id
+        self.path = path
+
+
+class LetterTokenError(ValueError):
+    """The tokenizer has no single token for an option letter, so letter likelihoods are undefined."""
+
+
+def sha256_text(text: str | None) -> str | None:
+    return None if text is None else hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def load_image(item: Item) -> Image.Image:
+    """The item's image as RGB (grey-scale CT / X-ray / MRI become three equal channels)."""
+    try:
+        with Image.open(item.image_path) as im:
+            return im.convert("RGB")
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as e:
+        raise ImageLoadError(item.item_id, item.image_path, f"{type(e).__name__}: {e}") from e
+
+
+def pad_to_square(image: Image.Image, fill: tuple[int, int, int]) -> Image.Image:
+    """LLaVA's ``expand2square`` (``image_aspect_ratio: pad``): centre the image on a square of ``fill``."""
+    w, h = image.size
+    if w == h:
+        return image
+    side = max(w, h)
+    out = Image.new(image.mode, (side, side), fill)
+    out.paste(image, ((side - w) // 2, (side - h) // 2))
+    return out
+
+
+def letter_token_ids(tokenizer, letters: Sequence[str] = LETTERS) -> dict[str, tuple[int, ...]]:
+    """For each letter, the ids of the single tokens that spell it as the start of a reply.
+
+    A reply may begin with the bare letter ("A", what ChatML templates ending in "assistant\\n" lead to) or
+    with a space-prefixed one (" A" / "▁A", what "ASSISTANT:" or "[/INST]" lead to). Both variants that encode
+    to exactly one token (after dropping a lone leading space piece some SentencePiece tokenizers emit) are
+    kept, and the letter's score is the log of their summed probability: the probability that the reply
+    starts with that letter, whichever way the tokenizer writes it. The rule is the same for every letter,
+    so it favours none.
+    """
+    out: dict[str, tuple[int, ...]] = {}
+    for letter in letters:
+        ids: list[int] = []
+        for text in (letter, " " + letter):
+            toks = tokenizer.encode(text, add_special_tokens=False)
+            toks = [t for t in toks if tokenizer.decode([t]).strip()]
+            if len(toks) == 1 and tokenizer.decode(toks).strip() == letter and toks[0] not in ids:
+                ids.append(toks[0])
+        if not ids:
+            raise LetterTokenError(f"the tokenizer has no single token for option letter {letter!r}")
+        out[letter] = tuple(ids)
+    return out
+
+
+class HFAdapter:
+    """A transformers image-text model, asked one batch at a time.
+
+    ``path`` (local weights) wins over ``model_id`` (hub id, at ``revision``). ``dtype``/``device`` "auto" mean
+    bf16 on a GPU, fp32 on the CPU; ``device_map`` (e.g. "auto") spreads a model over several GPUs instead.
+    ``prompt`` optionally overrides the shared prompt ({"template": ..., "system": ...}); ``chat_template``
+    optionally replaces the checkpoint's own template (e.g. LLaVA-Med's original ``[INST]`` format). Both
+    are recorded, with their hashes, in ``describe()``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        model_id: str | None = None,
+        revision: str | None = None,
+        path: str | None = None,
+        backends: Sequence[str] = ("hf",),
+        model_class: str = "AutoModelForImageTextToText",
+        dtype: str = "auto",
+        device: str = "auto",
+        device_map: str | dict | None = None,
+        attn_implementation: str | None = None,
+        max_new_tokens: int = 16,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        seed: int = 0,
+        trust_remote_code: bool = False,
+        prompt: dict | None = None,
+        chat_template: str | None = None,
+        pad_to_square: bool = False,
+        processor_kwargs: dict | None = None,
+    ):
+        import torch
+        import transformers
+
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        self.name = name
+        self.model_id = model_id
+        self.revision = revision
+        self.path = path
+        self.backends = list(backends)
+        self.max_new_tokens = int(max_new_tokens)
+        self.do_sample = bool(do_sample)
+        self.temperature = float(temperature)
+        self.top_p = float(top_p)
+        self.seed = int(seed)
+        self.trust_remote_code = bool(trust_remote_code)
+        self.prompt = PromptTemplate(**prompt) if prompt else PromptTemplate()
+        self.pad_to_square = bool(pad_to_square)
+        self.processor_kwargs = dict(processor_kwargs or {})
+        self.device_map = device_map
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = device
+        if dtype == "auto":
+            dtype = "float32" if device == "cpu" and device_map is None else "bfloat16"
+        self.dtype = dtype
+        self.torch_dtype = getattr(torch, dtype)
+
+        source = path if path is not None else model_id
+        if source is None:
+            raise ModelLoadError(f"model {name!r}: set model_id (a hub id) or path (a local folder)")
+        load_kwargs: dict[str, Any] = {}
+        if path is None and revision is not None:
+            load_kwargs["revision"] = revision
+        if self.trust_remote_code:  # passed only when asked for, and recorded in describe()
+            load_kwargs["trust_remote_code"] = True
+        model_cls = getattr(transformers, model_class, None)
+        if model_cls is None or not hasattr(model_cls, "from_pretrained"):
+            raise ModelLoadError(f"model {name!r}: transformers has no model class {model_class!r}")
+        model_kwargs: dict[str, Any] = {"dtype": self.torch_dtype, **load_kwargs}
+        if device_map is not None:
+            model_kwargs["device_map"] = device_map
+        if attn_implementation is not None:
+            model_kwargs["attn_implementation"] = attn_implementation
+        try:
+            self.processor = transformers.AutoProcessor.from_pretrained(source, **load_kwargs,
+                                                                       **self.processor_kwargs)
+            self.model = model_cls.from_pretrained(source, **model_kwargs)
+        except (OSError, ValueError, KeyError, ImportError) as e:
+            where = f"local path {path}" if path is not None else f"hub id {model_id} (revision {revision or 'latest'})"
+            raise ModelLoadError(f"model {name!r}: cannot load {model_class} from {where}: {e}") from e
+        if device_map is None:
+            self.model.to(device)
+        self.model.eval()
+
+        self.tokenizer = self.processor.tokenizer
+        self.tokenizer.padding_side = "left"  # the last position is then every row's real last token
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.chat_template_source = "config" if chat_template is not None else "checkpoint"
+        self.chat_template = chat_template if chat_template is not None else self.processor.chat_template
+        if self.chat_template is None:
+            raise ModelLoadError(f"model {name!r}: the processor has no chat template; set chat_template in the config")
+        self.letter_ids = letter_token_ids(self.tokenizer)
+        mean = getattr(getattr(self.processor, "image_processor", None), "image_mean", None) or (0.5, 0.5, 0.5)
+        self.pad_fill = tuple(int(round(255 * m)) for m in mean)
+        self._keeps_last_logits = "logits_to_keep" in _forward_params(self.model)
+
+    # --- inputs -----------------------------------------------------------------------------------------
+
+    def _image(self, item: Item) -> Image.Image:
+        image = load_image(item)
+        return pad_to_square(image, self.pad_fill) if self.pad_to_square else image
+
+    def prompt_text(self, item: Item) -> str:
+        """The item's full prompt after the chat template (image placeholder not yet expanded)."""
+        return self.processor.apply_chat_template(chat_messages(item, self.prompt), chat_template=self.chat_template,
+                                                  add_generation_prompt=True, tokenize=False)
+
+    def encode(self, batch: Sequence[Item]):
+        texts = [self.prompt_text(it) for it in batch]
+        images = [self._image(it) for it in batch]
+        bos = self.tokenizer.bos_token
+        # A template that writes BOS itself must not get a second one from the tokenizer.
+        add_special = not (bos is not None and texts[0].startswith(bos))
+        enc = self.processor(text=texts, images=images, padding=True, return_tensors="pt",
+                             add_special_tokens=add_special)
+        return enc.to(device=self.model.device, dtype=self.torch_dtype)
+
+    # --- the adapter interface --------------------------------------------------------------------------
+
+    def generate(self, batch: Sequence[Item]) -> list[str]:
+        import torch
+
+        if not batch:
+            return []
+        enc = self.encode(batch)
+        kwargs: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample,
+                                  "pad_token_id": self.tokenizer.pad_token_id}
+        if self.do_sample:
+            kwargs.update(temperature=self.temperature, top_p=self.top_p)
+            torch.manual_seed(self.seed)
+        else:  # greedy: drop sampling settings a checkpoint's generation_config may carry
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        with torch.inference_mode():
+            out = self.model.generate(**enc, **kwargs)
+        new_tokens = out[:, enc["input_ids"].shape[1]:]
+        return [t.strip() for t in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+
+    def option_logprobs(self, batch: Sequence[Item]) -> list[dict[str, float]]:
+        """One forward pass; log-softmax of the next-token logits at the last position, per item's own letters."""
+        import torch
+
+        if not batch:
+            return []
+        enc = self.encode(batch)
+        extra = {"logits_to_keep": 1} if self._keeps_last_logits else {}
+        with torch.inference_mode():
+            logits = self.model(**enc, use_cache=False, **extra).logits[:, -1, :]
+        logp = torch.log_softmax(logits.float(), dim=-1).cpu()
+        out = []
+        for row, item in zip(logp, batch):
+            out.append({l: float(torch.logsumexp(row[list(self.letter_ids[l])], dim=0)) for l in item.letters})
+        return out
+
+    def describe(self) -> dict:
+        import transformers
+
+        return {
+            "backend": "hf",
+            "model_id": self.model_id,
+            "revision": self.revision,
+            "resolved_commit": getattr(self.model.config, "_commit_hash", None),
+            "path": self.path,
+            "model_class": type(self.model).__name__,
+            "dtype": self.dtype,
+            "device": self.device,
+            "device_map": self.device_map,
+            "max_new_tokens": self.max_new_tokens,
+            "do_sample": self.do_sample,
+            **({"temperature": self.temperature, "top_p": self.top_p, "seed": self.seed} if self.do_sample else {}),
+            "trust_remote_code": self.trust_remote_code,
+            "pad_to_square": self.pad_to_square,
+            "prompt": self.prompt.describe(),
+            "chat_template_source": self.chat_template_source,
+            "chat_template_sha256": sha256_text(self.chat_template),
+            "letter_token_ids": {l: list(ids) for l, ids in self.letter_ids.items()},
+            "transformers_version": transformers.__version__,
+        }
+
+
+def _forward_params(model) -> set[str]:
+    import inspect
+
+    return set(inspect.signature(model.forward).parameters)
