@@ -6,12 +6,14 @@ manifest (cgeval.data.export). On the embedded sample use `split=sample` (small 
 
 from __future__ import annotations
 
+import sys
+
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from .config import DataConfig, ExperimentConfig, _build
 from .data.export import export_split
-from .data.loader import load_medmat
+from .data.loader import DataError, load_medmat
 from .data.splits import SplitSettings, TargetSpec, build_split
 
 _EXPORT_KEYS = ("formats", "image_paths", "out")
@@ -46,9 +48,12 @@ def main(cfg: DictConfig) -> None:
     c = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(c, dict)
     c.pop("hydra", None)
-    manifest = split_experiment(
-        _build(DataConfig, c["data"], "data"), _build(ExperimentConfig, c["experiment"], "experiment"), c["split"]
-    )
+    try:
+        manifest = split_experiment(
+            _build(DataConfig, c["data"], "data"), _build(ExperimentConfig, c["experiment"], "experiment"), c["split"]
+        )
+    except (DataError, ValueError) as e:  # named data/config errors: one clear line, no traceback
+        sys.exit(f"cgeval.split: {type(e).__name__}: {e}")
     arms = ", ".join(f"{a}={v['n']}" for a, v in manifest["arms"].items())
     print(
         f"cgeval.split: {manifest['experiment']} | target {manifest['target']['compositions']} "

@@ -503,7 +503,9 @@ def build_arms(target: TargetSpec, splits: dict[int, SubsetSplit], settings: Spl
             if not usable:
                 raise RelatedSubsetsMissing(
                     f"experiment {target.name!r}: no Related combination for {comps[0]} is in the data "
-                    f"(registry pairs: {pairs or 'none'}; trainable subsets: {trainable})"
+                    f"(registry pairs: {pairs or 'none'}; trainable subsets: {trainable}; test-only subsets: "
+                    f"{sorted(n for n in splits if splits[n].test_only)}; absent: "
+                    f"{sorted({n for p in pairs for n in p} - set(splits))})"
                 )
             adjust.add("related_pairs_unusable", len(pairs) - len(usable), detail=[p for p in pairs if p not in usable])
             related = sorted({n for p in usable for n in p})
