@@ -66,13 +66,15 @@ def to_latex(view: pd.DataFrame, caption: str = "", label: str = "") -> str:
                          column_format="l" * view.shape[1]) if not view.empty else ""
 
 
-def write_table(raw: pd.DataFrame, view: pd.DataFrame, stem: Path, title: str = "") -> list[Path]:
+def write_table(raw: pd.DataFrame, view: pd.DataFrame, stem: Path, title: str = "",
+                latex_view: pd.DataFrame | None = None) -> list[Path]:
     """``stem``.csv from the raw numbers; ``stem``.md and ``stem``.tex from the formatted view."""
     stem = Path(stem)
     paths = [stem.with_suffix(".csv"), stem.with_suffix(".md"), stem.with_suffix(".tex")]
     write_text_atomic(paths[0], raw.to_csv(index=False))
     write_text_atomic(paths[1], (f"## {title}\n\n" if title else "") + to_markdown(view))
-    write_text_atomic(paths[2], to_latex(view, caption=title, label=f"tab:{stem.name}"))
+    write_text_atomic(paths[2], to_latex(view if latex_view is None else latex_view, caption=title,
+                                         label=f"tab:{stem.name}"))
     return paths
 
 
