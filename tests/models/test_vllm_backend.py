@@ -1,0 +1,381 @@
+"""The vLLM adapter: request construction and result handling on CPU with stand-in vLLM objects; the real engine
+only where a CUDA GPU and vLLM are present (``-m "gpu and vllm"``; model from $CGEVAL_VLLM_TEST_MODEL)."""
+
+import math
+import os
+import sys
+import types
+from dataclasses import dataclass, field
+
+import pytest
+from PIL import Image
+
+from cgeval.data.records import Item
+from cgeval.models.base import ModelAdapter
+from cgeval.models.media import CLIP_MEAN_FILL, ImageLoadError, expand_to_square, load_item_images
+from cgeval.models.prompt import PromptTemplate, chat_messages
+from cgeval.models.vllm_backend import (
+    LetterTokenError,
+    VLLMAdapter,
+    VLLMNotInstalled,
+    generation_params,
+    letter_logprobs,
+    letter_token_ids,
+    likelihood_params,
+    replies_from_outputs,
+    vllm_messages,
+)
+
+# ------------------------------------------------------------------ stand-ins for vLLM's output objects
+
+
+@dataclass
+class Logprob:
+    logprob: float
+    rank: int | None = None
+    decoded_token: str | None = None
+
+
+@dataclass
+class CompletionOutput:
+    text: str
+    logprobs: list[dict[int, Logprob]] | None = None
+    index: int = 0
+    token_ids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class RequestOutput:
+    request_id: str
+    outputs: list[CompletionOutput]
+
+
+class ByteTokenizer:
+    """Byte-level-BPE-like: a letter is its own token."""
+
+    vocab = {"A": 32, "B": 33, "C": 34, "D": 35, " ": 220}
+
+    def encode(self, text, add_special_tokens=False):
+        return [self.vocab[text]]
+
+    def decode(self, ids):
+        inverse = {v: k for k, v in self.vocab.items()}
+        return "".join(inverse[i] for i in ids)
+
+
+class SplitPrefixTokenizer(ByteTokenizer):
+    """SentencePiece without a merged prefix: "A" -> ["▁", "A"]."""
+
+    def encode(self, text, add_special_tokens=False):
+        return [220, self.vocab[text]]
+
+
+def make_items(tmp_path, n):
+    items = []
+    for i in range(n):
+        path = tmp_path / f"img{i}.png"
+        Image.new("L", (30 + 2 * i, 20), color=40).save(path)
+        letters = "ABCD" if i % 2 else "AB"
+        options = tuple((l, f"x{l}{i}") for l in letters)
+        items.append(Item(item_id=f"it{i}", subset=1, dataset=1, modality="CT", area="Lung", task="Diseases",
+                          image=f"img{i}.png", image_path=str(path), prompt=f"Q{i}?\nA: ...", question=f"Q{i}?",
+                          options=options, gold="A", answer_text=options[0][1]))
+    return items
+
+
+# ------------------------------------------------------------------ a stand-in vllm module for the adapter
+
+
+class FakeSamplingParams:
+    def __init__(self, **kw):
+        self.kw = kw
+
+
+class FakeLLM:
+    instances: list = []
+
+    def __init__(self, **engine_args):
+        self.engine_args = engine_args
+        self.chat_calls = []
+        self.logprobs_for = lambda i, ids: {t: Logprob(-1.0 - 0.5 * k) for k, t in enumerate(ids)}
+        FakeLLM.instances.append(self)
+
+    def get_tokenizer(self):
+        return ByteTokenizer()
+
+    def chat(self, conversations, params, use_tqdm=True, chat_template=None):
+        self.chat_calls.append((conversations, params, chat_template))
+        outs = []
+        for i, _ in enumerate(conversations):
+            ids = params.kw.get("logprob_token_ids")
+            lp = [self.logprobs_for(i, ids)] if ids else None
+            outs.append(RequestOutput(str(i), [CompletionOutput(text=f"answer {i}", logprobs=lp)]))
+        return outs
+
+
+@pytest.fixture
+def fake_vllm(monkeypatch):
+    mod = types.ModuleType("vllm")
+    mod.LLM = FakeLLM
+    mod.SamplingParams = FakeSamplingParams
+    mod.__version__ = "0.33.0-fake"
+    monkeypatch.setitem(sys.modules, "vllm", mod)
+    FakeLLM.instances = []
+    return mod
+
+
+def build(**kw):
+    kw.setdefault("name", "qwen2_vl_7b")
+    kw.setdefault("model_id", "Qwen/Qwen2-VL-7B-Instruct")
+    return VLLMAdapter(**kw)
+
+
+# ------------------------------------------------------------------ request construction
+
+
+def test_messages_carry_the_pil_image_in_place_of_the_placeholder(tmp_path):
+    item = make_items(tmp_path, 1)[0]
+    image = Image.new("RGB", (8, 8))
+    template = PromptTemplate(system="Be brief.")
+    msgs = vllm_messages(item, template, image)
+    assert msgs[0] == {"role": "system", "content": [{"type": "text", "text": "Be brief."}]}
+    assert msgs[1]["role"] == "user"
+    assert msgs[1]["content"] == [{"type": "image_pil", "image_pil": image}, {"type": "text", "text": item.prompt}]
+    assert chat_messages(item, template)[1]["content"][0] == {"type": "image"}  # the shared builder is untouched
+
+
+def test_sampling_params_are_greedy_and_seeded():
+    assert generation_params(32, 7) == {"temperature": 0.0, "max_tokens": 32, "seed": 7}
+    assert likelihood_params({"A": 35, "B": 33, "C": 34}, 1) == {
+        "temperature": 0.0, "max_tokens": 1, "seed": 1, "logprob_token_ids": [33, 34, 35]}
+
+
+def test_letter_token_ids():
+    assert letter_token_ids(ByteTokenizer()) == {"A": 32, "B": 33, "C": 34, "D": 35}
+    assert letter_token_ids(SplitPrefixTokenizer(), "AB") == {"A": 32, "B": 33}
+
+    class TwoPieces(ByteTokenizer):
+        def encode(self, text, add_special_tokens=False):
+            return [self.vocab["A"], self.vocab[text]]
+
+    with pytest.raises(LetterTokenError, match="2 tokens"):
+        letter_token_ids(TwoPieces(), "B")
+
+    class Same(ByteTokenizer):
+        def encode(self, text, add_special_tokens=False):
+            return [32]
+
+    with pytest.raises(LetterTokenError, match="share"):
+        letter_token_ids(Same(), "AB")
+
+
+def test_images_are_rgb_and_padded_to_square_on_request(tmp_path):
+    items = make_items(tmp_path, 3)
+    plain = load_item_images(items, pad_to_square=False, workers=2)
+    assert [im.size for im in plain] == [(30, 20), (32, 20), (34, 20)] and all(im.mode == "RGB" for im in plain)
+    padded = load_item_images(items, pad_to_square=True, workers=2)
+    assert [im.size for im in padded] == [(30, 30), (32, 32), (34, 34)]
+    assert padded[0].getpixel((0, 0)) == CLIP_MEAN_FILL and padded[0].getpixel((15, 15)) == (40, 40, 40)
+    square = Image.new("RGB", (5, 5))
+    assert expand_to_square(square) is square
+
+
+def test_unreadable_image_names_the_item(tmp_path):
+    item = make_items(tmp_path, 1)[0]
+    (tmp_path / "img0.png").write_bytes(b"not a png")
+    with pytest.raises(ImageLoadError, match="it0"):
+        load_item_images([item])
+
+
+# ------------------------------------------------------------------ result handling
+
+
+def test_replies_in_order_and_empty_output_is_empty_reply(tmp_path):
+    items = make_items(tmp_path, 3)
+    outs = [RequestOutput("0", [CompletionOutput("B")]), RequestOutput("1", []),
+            RequestOutput("2", [CompletionOutput("The answer is D")])]
+    assert replies_from_outputs(outs, items) == ["B", "", "The answer is D"]
+    with pytest.raises(RuntimeError, match="2 outputs for 3"):
+        replies_from_outputs(outs[:2], items)
+
+
+def test_letter_logprobs_of_the_items_own_letters():
+    ids = {"A": 32, "B": 33, "C": 34, "D": 35}
+    out = RequestOutput("0", [CompletionOutput("A", [{32: Logprob(-0.1), 33: Logprob(-2.3), 34: Logprob(-4.0),
+                                                      35: Logprob(-5.0), 999: Logprob(-0.05)}])])
+    scores, missing = letter_logprobs(out, ("A", "B"), ids)
+    assert scores == {"A": -0.1, "B": -2.3} and missing == []
+
+
+def test_a_letter_without_logprob_scores_minus_inf_and_is_reported():
+    ids = {"A": 32, "B": 33, "C": 34}
+    out = RequestOutput("0", [CompletionOutput("A", [{32: Logprob(-0.1), 34: Logprob(float("nan"))}])])
+    scores, missing = letter_logprobs(out, ("A", "B", "C"), ids)
+    assert scores["A"] == -0.1 and scores["B"] == -math.inf and scores["C"] == -math.inf
+    assert missing == ["B", "C"]
+    nothing = RequestOutput("1", [CompletionOutput("", None)])
+    assert letter_logprobs(nothing, ("A", "B"), ids) == ({"A": -math.inf, "B": -math.inf}, ["A", "B"])
+
+
+# ------------------------------------------------------------------ the adapter over a stand-in engine
+
+
+def test_engine_settings(fake_vllm):
+    m = build(revision="abc123", dtype="bfloat16", tensor_parallel_size=2, max_model_len=2048, seed=5,
+              device="cuda", device_map="auto", model_class="AutoModelForImageTextToText", backends=["hf", "vllm"],
+              engine_kwargs={"max_num_batched_tokens": 8192})
+    assert isinstance(m, ModelAdapter)
+    args = FakeLLM.instances[0].engine_args
+    assert args["model"] == "Qwen/Qwen2-VL-7B-Instruct" and args["revision"] == "abc123"
+    assert args["tensor_parallel_size"] == 2 and args["max_model_len"] == 2048 and args["seed"] == 5
+    assert args["enable_prefix_caching"] is True and args["limit_mm_per_prompt"] == {"image": 1}
+    assert args["dtype"] == "bfloat16" and args["max_num_batched_tokens"] == 8192
+    d = m.describe()
+    assert d["backend"] == "vllm" and d["vllm_version"] == "0.33.0-fake"
+    assert d["ignored_config"] == ["device", "device_map", "model_class"]
+    assert d["likelihood"]["letter_token_ids"] == {"A": 32, "B": 33, "C": 34, "D": 35}
+
+
+def test_local_path_overrides_hub_id_and_revision(fake_vllm):
+    build(revision="abc123", path="/models/qwen")
+    args = FakeLLM.instances[0].engine_args
+    assert args["model"] == "/models/qwen" and args["revision"] is None
+
+
+def test_generate_sends_the_whole_batch_in_one_call(fake_vllm, tmp_path):
+    items = make_items(tmp_path, 5)
+    m = build(max_new_tokens=12, seed=9, pad_to_square=True, chat_template="{{ messages }}")
+    assert m.generate(items) == [f"answer {i}" for i in range(5)]
+    (call,) = FakeLLM.instances[0].chat_calls
+    conversations, params, chat_template = call
+    assert len(conversations) == 5 and chat_template == "{{ messages }}"
+    assert params.kw == {"temperature": 0.0, "max_tokens": 12, "seed": 9}
+    for item, conv in zip(items, conversations):
+        image_part, text_part = conv[-1]["content"]
+        assert text_part["text"] == item.prompt
+        im = image_part["image_pil"]
+        assert im.mode == "RGB" and im.size[0] == im.size[1]
+    assert m.generate([]) == []
+
+
+def test_option_logprobs_per_item_letters(fake_vllm, tmp_path):
+    items = make_items(tmp_path, 4)  # 2- and 4-option items in one batch
+    m = build()
+    scores = m.option_logprobs(items)
+    (call,) = FakeLLM.instances[0].chat_calls
+    assert call[1].kw == {"temperature": 0.0, "max_tokens": 1, "seed": 0, "logprob_token_ids": [32, 33, 34, 35]}
+    assert [sorted(s) for s in scores] == [["A", "B"], ["A", "B", "C", "D"]] * 2
+    assert scores[1] == {"A": -1.0, "B": -1.5, "C": -2.0, "D": -2.5}
+    assert m.unscored == {}
+
+
+def test_option_logprobs_notes_unscored_letters(fake_vllm, tmp_path, caplog):
+    items = make_items(tmp_path, 2)
+    m = build()
+    FakeLLM.instances[0].logprobs_for = lambda i, ids: {32: Logprob(-0.5)} if i == 1 else {32: Logprob(-1.0),
+                                                                                          33: Logprob(-2.0)}
+    scores = m.option_logprobs(items)
+    assert scores[0] == {"A": -1.0, "B": -2.0}
+    assert scores[1]["A"] == -0.5 and scores[1]["D"] == -math.inf
+    assert m.unscored == {"it1": ["B", "C", "D"]}
+    assert "it1" in caplog.text
+
+
+class TwoTokenLetters(ByteTokenizer):
+    def encode(self, text, add_special_tokens=False):
+        return [self.vocab["A"], self.vocab[text]]
+
+
+def test_letters_that_are_not_single_tokens_only_stop_likelihood(fake_vllm, tmp_path, monkeypatch):
+    monkeypatch.setattr(FakeLLM, "get_tokenizer", lambda self: TwoTokenLetters())
+    m = build()
+    assert "2 tokens" in m.describe()["likelihood"]["unavailable"]
+    assert m.generate(make_items(tmp_path, 1)) == ["answer 0"]
+    with pytest.raises(LetterTokenError):
+        m.option_logprobs(make_items(tmp_path, 1))
+
+
+def test_backends_without_vllm_is_refused(fake_vllm):
+    with pytest.raises(ValueError, match="back ends"):
+        build(backends=["hf"])
+
+
+def test_missing_extra_names_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "vllm", None)  # makes `import vllm` raise ImportError
+    with pytest.raises(VLLMNotInstalled, match=r"cgeval\[vllm\]"):
+        build()
+
+
+# ------------------------------------------------------------------ the real engine (GPU + vLLM only)
+
+
+def _real_engine_available() -> bool:
+    try:
+        import torch
+        import vllm  # noqa: F401
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def real_engine(test):
+    """Marked gpu and vllm, and skipped unless both a CUDA GPU and vLLM are here."""
+    skip = pytest.mark.skipif(not _real_engine_available(), reason="needs a CUDA GPU and vllm installed")
+    return pytest.mark.gpu(pytest.mark.vllm(skip(test)))
+
+
+@pytest.fixture(scope="module")
+def real_adapter():
+    model = os.environ.get("CGEVAL_VLLM_TEST_MODEL", "Qwen/Qwen2-VL-2B-Instruct")
+    m = VLLMAdapter(name="vllm-test", model_id=model, max_new_tokens=8, max_model_len=4096,
+                    gpu_memory_utilization=0.5, use_tqdm=False)
+    yield m
+    del m
+
+
+@pytest.fixture(scope="module")
+def sample_items():
+    from cgeval.data.loader import load_medmat
+    from cgeval.data.sample import SAMPLE_ROOT
+
+    items, _ = load_medmat(SAMPLE_ROOT, "subsets", io_workers=2)
+    return items[::10][:12]
+
+
+@real_engine
+def test_real_generate_one_call_one_reply_each(real_adapter, sample_items):
+    calls = []
+    chat = real_adapter.llm.chat
+    real_adapter.llm.chat = lambda *a, **k: calls.append(1) or chat(*a, **k)
+    try:
+        replies = real_adapter.generate(sample_items)
+    finally:
+        real_adapter.llm.chat = chat
+    assert calls == [1]
+    assert len(replies) == len(sample_items) and all(isinstance(r, str) for r in replies)
+
+
+@real_engine
+def test_real_likelihood_matches_top_logprobs(real_adapter, sample_items):
+    import vllm
+
+    scores = real_adapter.option_logprobs(sample_items)
+    for item, s in zip(sample_items, scores):
+        assert sorted(s) == sorted(item.letters)
+        assert all(math.isfinite(v) and v <= 0 for v in s.values())
+        assert sum(math.exp(v) for v in s.values()) <= 1 + 1e-3
+    assert real_adapter.unscored == {}
+    # The same numbers as vLLM's own top-k logprobs (full-vocabulary log-softmax) wherever a letter is in the top 20.
+    images = load_item_images(sample_items)
+    convs = [vllm_messages(it, real_adapter.template, im) for it, im in zip(sample_items, images)]
+    outs = real_adapter.llm.chat(convs, vllm.SamplingParams(temperature=0.0, max_tokens=1, logprobs=20),
+                                 use_tqdm=False)
+    compared = 0
+    for item, s, out in zip(sample_items, scores, outs):
+        top = out.outputs[0].logprobs[0]
+        for letter in item.letters:
+            tid = real_adapter.letter_ids[letter]
+            if tid in top:
+                assert s[letter] == pytest.approx(top[tid].logprob, abs=0.05)
+                compared += 1
+    assert compared > 0
