@@ -1,0 +1,141 @@
+"""What every source loader shares: the report, record reading, item construction and image checks."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..loader import SKIP_REASONS, DataRootNotFound, LoadReport, MedMatFormatError, _check_images
+from ..records import LETTERS, Item
+from ..registry import axis_values
+from ..sample import INSTRUCTION
+
+UNKNOWN = "unknown"
+# The Med-MAT loader's reasons, plus the ones only other sources have.
+SOURCE_SKIP_REASONS = SKIP_REASONS + (
+    "open_ended",  # a free-text answer: no finite option set
+    "not_yes_no",  # closed-ended, but not a yes/no answer we can turn into two options
+    "non_english",
+    "no_image",  # the record names no image we can locate
+)
+YES_NO = ("Yes", "No")
+
+
+@dataclass
+class SourceReport(LoadReport):
+    """`LoadReport` with the sources' extra skip reasons."""
+
+    def skip(self, reason: str, where: str) -> None:
+        assert reason in SOURCE_SKIP_REASONS, reason
+        self.skipped[reason] += 1
+        if len(self.examples[reason]) < 5:
+            self.examples[reason].append(where)
+
+
+def read_records(path: Path) -> list:
+    """A JSON list, or JSON Lines (one object a line); anything else is a named format error."""
+    if not path.is_file():
+        raise DataRootNotFound(f"{path} does not exist or is not a file")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".jsonl":
+        out = []
+        for i, line in enumerate(text.splitlines()):
+            if line.strip():
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError:
+                    out.append({"__unreadable__": f"{path.name}:{i + 1}"})
+        return out
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise MedMatFormatError(f"{path}: not valid JSON ({e})") from e
+    if not isinstance(data, list):
+        raise MedMatFormatError(f"{path}: expected a JSON list of records, got {type(data).__name__}")
+    return data
+
+
+def text_field(rec: object, *keys: str) -> str | None:
+    """The first of ``keys`` holding a non-empty string (numbers are accepted as text), else None."""
+    if not isinstance(rec, dict):
+        return None
+    for key in keys:
+        value = rec.get(key)
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool) and str(value).strip():
+            return str(value).strip()
+    return None
+
+
+def canonical_area(value: str | None) -> str:
+    """The registry's spelling when the source's area is one of ours, else the source's own value."""
+    if not value:
+        return UNKNOWN
+    by_lower = {a.lower(): a for a in axis_values("area")}
+    return by_lower.get(value.strip().lower(), value.strip())
+
+
+def norm_answer(text: str) -> str:
+    return re.sub(r"\s+", " ", text.strip().rstrip(".").strip()).lower()
+
+
+def yes_no(answer: str) -> str | None:
+    a = norm_answer(answer)
+    return {"yes": "Yes", "no": "No"}.get(a)
+
+
+def make_item(
+    source: str,
+    source_id: str,
+    image: str,
+    image_root: Path,
+    stem: str,
+    options: list[str],
+    gold_index: int,
+    modality: str = UNKNOWN,
+    area: str = UNKNOWN,
+    task: str = UNKNOWN,
+    **meta,
+) -> Item:
+    """An item whose prompt is laid out as Med-MAT's ``Question-choice``: stem, ``A. option`` lines, instruction."""
+    assert 2 <= len(options) <= len(LETTERS) and 0 <= gold_index < len(options)
+    lettered = tuple((LETTERS[i], opt) for i, opt in enumerate(options))
+    prompt = "\n".join([stem, *(f"{l}. {o}" for l, o in lettered), INSTRUCTION])
+    return Item(
+        item_id=f"{source}-{source_id}",
+        subset=None,
+        dataset=0,
+        modality=modality or UNKNOWN,
+        area=area or UNKNOWN,
+        task=task or UNKNOWN,
+        image=image,
+        image_path=str(image_root / image),
+        prompt=prompt,
+        question=stem,
+        options=lettered,
+        gold=LETTERS[gold_index],
+        answer_text=options[gold_index],
+        meta={"source": source, "source_id": source_id, **meta},
+    )
+
+
+def finish(
+    items: list[Item], image_root: Path, verify_images: bool, io_workers: int, report: SourceReport
+) -> list[Item]:
+    """Drop duplicate ids and items whose image is missing or unreadable (counted), then fill the report."""
+    seen: set[str] = set()
+    unique = []
+    for it in items:
+        if it.item_id in seen:
+            report.skip("duplicate_id", it.item_id)
+            continue
+        seen.add(it.item_id)
+        unique.append(it)
+    kept = _check_images(unique, image_root.resolve(), verify_images, io_workers, report)
+    report.n_items = len(kept)
+    return kept
+
+
+def new_report(root: Path, source: str) -> SourceReport:
+    return SourceReport(root=str(root), source=source)
