@@ -1,0 +1,254 @@
+"""Table-driven tests of answer extraction: realistic replies of LLaVA / Qwen / InternVL / GPT-style models.
+
+Each row: (reply, options, expected letter or None, expected rule or None for "any rule").
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from cgeval.data.records import Item
+from cgeval.scoring import extract_choice, extract_choice_with_rule
+from cgeval.scoring.extract import ABSTAIN_RULES, LETTER_RULES, RULES
+
+KIDNEY = (("A", "Normal"), ("B", "Cyst"), ("C", "Tumor"), ("D", "Stone"))
+COVID = (("A", "Non-COVID"), ("B", "COVID"))
+HEM = (("A", "Hemorrhage"), ("B", "No hemorrhage"))
+BRAIN = (("A", "Glioma"), ("B", "Meningioma"), ("C", "No tumor"), ("D", "Pituitary"))
+LUNG = (("A", "Squamous cell carcinoma"), ("B", "Adenocarcinoma"), ("C", "Large cell carcinoma"), ("D", "Normal"))
+YESNO = (("A", "Yes"), ("B", "No"))
+THREE = (("A", "Benign"), ("B", "Malignant"), ("C", "Normal"))
+
+CASES = [
+    # --- bare letters inside any markup
+    ("B", KIDNEY, "B", "bare_letter"),
+    ("B.", KIDNEY, "B", "bare_letter"),
+    ("(b)", KIDNEY, "B", "bare_letter"),
+    ("**B**", KIDNEY, "B", "bare_letter"),
+    ("[B]", KIDNEY, "B", "bare_letter"),
+    ("  'C'\n", KIDNEY, "C", "bare_letter"),
+    ("`D`", KIDNEY, "D", "bare_letter"),
+    ("<b>B</b>", KIDNEY, "B", "bare_letter"),
+    ("\\boxed{B}", KIDNEY, "B", "boxed"),
+    ("$\\boxed{\\text{C}}$", KIDNEY, "C", "boxed"),
+    ("<answer>B</answer>", KIDNEY, "B", "answer_tag"),
+    ("<answer> (C) Tumor </answer>", KIDNEY, "C", "answer_tag"),
+    # --- end-of-turn and template tokens
+    ("B</s>", KIDNEY, "B", "bare_letter"),
+    ("C<|im_end|>", KIDNEY, "C", "bare_letter"),
+    ("<|start_header_id|>assistant<|end_header_id|>\n\nA<|eot_id|>", KIDNEY, "A", "bare_letter"),
+    ("<start_of_turn>model\nD<end_of_turn>", KIDNEY, "D", "bare_letter"),
+    ("B</s><s>USER: What about this one? ASSISTANT: C", KIDNEY, "B", "bare_letter"),
+    ("ASSISTANT: C", KIDNEY, "C", "bare_letter"),
+    ("A<|endoftext|>", COVID, "A", "bare_letter"),
+    # --- answer phrases
+    ("Answer: B", KIDNEY, "B", "answer_phrase"),
+    ("The answer is B.", KIDNEY, "B", "answer_phrase"),
+    ("The correct answer is (D) Stone.", KIDNEY, "D", "answer_phrase"),
+    ("Final answer: C", KIDNEY, "C", "final_answer"),
+    ("**Answer:** **B. Cyst**", KIDNEY, "B", "answer_phrase"),
+    ("### Final Answer\n\n**A**", KIDNEY, "A", "final_answer"),
+    ("ANSWER: d", KIDNEY, "D", "answer_phrase"),
+    ("The answer is option C.", KIDNEY, "C", "answer_phrase"),
+    ("My answer: D", KIDNEY, "D", "answer_phrase"),
+    ("Based on the image, the most likely answer is B, Meningioma.", BRAIN, "B", "answer_phrase"),
+    ("Sure! The answer is **C. Tumor**", KIDNEY, "C", "answer_phrase"),
+    ("The answer is a cyst.", KIDNEY, "B", "answer_phrase"),
+    ("The answer is Adenocarcinoma.", LUNG, "B", "answer_phrase"),
+    # --- Chinese
+    ("答案是B", KIDNEY, "B", "chinese_phrase"),
+    ("答案：C。", KIDNEY, "C", "chinese_phrase"),
+    ("根据图像，正确答案为 A", KIDNEY, "A", "chinese_phrase"),
+    ("选B", KIDNEY, "B", "chinese_choose"),
+    ("我选择D，因为可以看到结石。", KIDNEY, "D", "chinese_choose"),
+    ("答案是B或C", KIDNEY, None, "hedge"),
+    # --- the option text instead of the letter
+    ("Cyst", KIDNEY, "B", "option_text_exact"),
+    ("cyst.", KIDNEY, "B", "option_text_exact"),
+    ("NON-COVID", COVID, "A", "option_text_exact"),
+    ("No hemorrhage", HEM, "B", "option_text_exact"),
+    ("There is no hemorrhage.", HEM, "B", "option_text"),
+    ("Hemorrhage is seen in the left parietal lobe.", HEM, "A", "option_text"),
+    ("The scan shows no tumor.", BRAIN, "C", None),
+    ("There is a large cell carcinoma in the right upper lobe.", LUNG, "C", None),
+    ("Kidney stones are visible in the lower pole.", KIDNEY, "D", "option_text"),
+    ("Yes.", YESNO, "A", "option_text_exact"),
+    ("No, there is no evidence of that.", YESNO, "B", None),
+    # --- letter plus text
+    ("B. Cyst", KIDNEY, "B", "leading_letter"),
+    ("(C) Tumor", KIDNEY, "C", "leading_letter"),
+    ("D: Stone\n\nThe hyperdense focus in the collecting system is typical of a calculus.", KIDNEY, "D",
+     "leading_letter"),
+    ("B) Malignant - irregular margins.", THREE, "B", "leading_letter"),
+    ("B because the lesion is round and fluid-filled.", KIDNEY, "B", "leading_letter"),
+    ("Option B", KIDNEY, "B", "leading_letter"),
+    ("B. Normal", KIDNEY, None, "conflict"),
+    ("The answer is B (Tumor).", KIDNEY, None, "conflict"),
+    # --- reasoning that mentions other options before committing
+    ("A is unlikely because the kidney is not normal. C is also unlikely given the smooth wall. "
+     "Therefore, the answer is B.", KIDNEY, "B", "answer_phrase"),
+    ("Let's analyze each option:\nA. Normal - no, there is a lesion.\nB. Cyst - the lesion is round and "
+     "hypodense.\nC. Tumor - there is no enhancement.\nD. Stone - no calcification.\nAnswer: B", KIDNEY, "B",
+     "answer_phrase"),
+    ("The answer is A. Wait, looking again at the margins, the final answer is C.", KIDNEY, "C", "final_answer"),
+    ("Option A is incorrect and option D is incorrect. Option C is correct.", KIDNEY, "C", "letter_is_correct"),
+    ("The lesion is not a cyst; it is a tumor.", KIDNEY, "C", None),
+    ("This could be a cyst, but the solid enhancing component makes it most likely a tumor.", KIDNEY, "C",
+     "commit_phrase"),
+    ("I would choose option C.", KIDNEY, "C", "choose_phrase"),
+    ("Based on the image, I think the answer is C", KIDNEY, "C", "answer_phrase"),
+    ("The findings are consistent with glioma.", BRAIN, "A", "commit_phrase"),
+    ("So, D.", KIDNEY, "D", "conclusion"),
+    # --- <think> blocks
+    ("<think>Maybe A... or C? The wall is thin.</think>B", KIDNEY, "B", "bare_letter"),
+    ("<think>\nThe image shows a hypodense lesion. A is wrong. C is wrong.\n</think>\n\nThe answer is B.", KIDNEY, "B",
+     "answer_phrase"),
+    ("Okay, let me look. The options are A, C and D... </think>\n\nD", KIDNEY, "D", "bare_letter"),
+    ("<think>the answer is C", KIDNEY, None, "unfinished_thinking"),
+    ("◁think▷It is not normal.◁/think▷C", KIDNEY, "C", "bare_letter"),
+    # --- JSON replies
+    ('{"answer": "B"}', KIDNEY, "B", "json"),
+    ('```json\n{"answer": "Cyst"}\n```', KIDNEY, "B", "json"),
+    ('{"reasoning": "round hypodense lesion, A and C excluded", "Answer": "B. Cyst"}', KIDNEY, "B", "json"),
+    ('Here is my answer: {"choice": "D"}', KIDNEY, "D", "json"),
+    ('{"answer": "B or C"}', KIDNEY, None, "hedge"),
+    # --- lower case
+    ("i think it's b", KIDNEY, "B", "commit_phrase"),
+    ("hmm... b", KIDNEY, "B", "trailing_letter"),
+    ("i am not sure", KIDNEY, None, None),
+    ("the answer is c", KIDNEY, "C", "answer_phrase"),
+    ("a", KIDNEY, "A", "bare_letter"),
+    # --- the article "A" and the pronoun "I"
+    ("A cyst is present in the left kidney.", KIDNEY, "B", "option_text"),
+    ("A normal kidney with no focal lesion.", KIDNEY, "A", None),
+    ("A large mass is seen.", KIDNEY, None, "no_answer"),
+    ("I think this shows a stone.", KIDNEY, "D", None),
+    ("I see a round, well-defined lesion. Cyst.", KIDNEY, "B", None),
+    ("A because the parenchyma is unremarkable.", KIDNEY, "A", "leading_letter"),
+    ("A is correct.", KIDNEY, "A", "letter_is_correct"),
+    # --- abstentions: refusals, hedges, several letters, letters not among the options, echoes
+    ("I'm sorry, but I cannot determine the diagnosis from this image alone.", KIDNEY, None, "refusal"),
+    ("I cannot provide a medical diagnosis. Please consult a radiologist.", KIDNEY, None, "refusal"),
+    ("It is not possible to determine from this image whether it is a cyst or a tumor.", KIDNEY, None, None),
+    ("None of the options are correct.", KIDNEY, None, "refusal"),
+    ("B or C", KIDNEY, None, "hedge"),
+    ("Answer: B or C", KIDNEY, None, "hedge"),
+    ("The answer is either B or C.", KIDNEY, None, None),
+    ("B/C", KIDNEY, None, "hedge"),
+    ("B, C", KIDNEY, None, "hedge"),
+    ("A and D", KIDNEY, None, None),
+    ("It could be a cyst or a tumor.", KIDNEY, None, None),
+    ("E", KIDNEY, None, "letter_not_an_option"),
+    ("Answer: D", THREE, None, "letter_not_an_option"),
+    ("C", COVID, None, "letter_not_an_option"),
+    ("A. Normal\nB. Cyst\nC. Tumor\nD. Stone", KIDNEY, None, "option_echo"),
+    ("A: Non-COVID\nB: COVID\nAnswer with the option's letter from the given choices directly.", COVID, None,
+     "option_echo"),
+    ("Is there evidence of COVID-19 in this lung CT scan?\nA. Non-COVID\nB. COVID", COVID, None, None),
+    ("(A) Glioma (B) Meningioma (C) No tumor (D) Pituitary", BRAIN, None, "option_echo"),
+    ("A: Normal\nB: Cyst\nC: Tumor\nD: Stone\nAnswer: C", KIDNEY, "C", "answer_phrase"),
+    ("", KIDNEY, None, "empty"),
+    ("   \n ", KIDNEY, None, "empty"),
+    ("</s>", KIDNEY, None, "empty"),
+    # --- negation: a mention is not a commitment
+    ("No evidence of COVID.", COVID, None, None),
+    ("The image shows COVID pneumonia with ground-glass opacities.", COVID, "B", None),
+    ("There is no tumor; the lesion is a simple cyst.", KIDNEY, "B", None),
+    ("Tumor is ruled out. Cyst.", KIDNEY, "B", None),
+    ("The answer is not A, it's B.", KIDNEY, "B", None),
+    ("There is no doubt this is a glioma.", BRAIN, "A", None),
+    # --- hyphenated words and abbreviations are not option letters
+    ("X-ray shows a stone.", KIDNEY, "D", None),
+    ("The T2-weighted image shows a meningioma.", BRAIN, "B", None),
+    ("B-cell lymphoma is not among the choices, so I would say Tumor.", KIDNEY, "C", None),
+]
+
+
+@pytest.mark.parametrize("reply,options,letter,rule", CASES, ids=[repr(c[0])[:50] for c in CASES])
+def test_extract_table(reply, options, letter, rule):
+    got, got_rule = extract_choice_with_rule(reply, options)
+    assert got == letter, (reply, got, got_rule)
+    assert got_rule in RULES
+    if rule is not None:
+        assert got_rule == rule, (reply, got, got_rule)
+    assert (got_rule in LETTER_RULES) == (got is not None)
+    assert extract_choice(reply, options) == letter
+
+
+def test_enough_cases():
+    assert len(CASES) >= 60
+
+
+def test_rule_sets_are_disjoint():
+    assert not LETTER_RULES & ABSTAIN_RULES
+
+
+@pytest.mark.parametrize("options", [dict(KIDNEY), list(KIDNEY), [list(p) for p in KIDNEY]])
+def test_options_as_mapping_or_pairs(options):
+    assert extract_choice("The answer is C", options) == "C"
+    assert extract_choice("kidney stone", options) == "D"
+
+
+def test_item_options_work_directly():
+    item = Item("S01-1", 1, 1, "CT", "Kidney", "Disease", "x.png", "/x.png",
+                "Q?\nA. Normal\nB. Cyst\nC. Tumor\nD. Stone\nAnswer.", "Q?", KIDNEY, "B", "Cyst")
+    assert extract_choice("B. Cyst", item.options) == item.gold
+
+
+def test_lower_case_option_keys():
+    assert extract_choice("b", {"a": "Normal", "b": "Cyst"}) == "B"
+
+
+def test_empty_options_abstain():
+    assert extract_choice_with_rule("B", {}) == (None, "empty")
+    assert extract_choice("B", []) is None
+
+
+def test_none_and_non_string_reply():
+    assert extract_choice_with_rule(None, KIDNEY) == (None, "empty")
+
+
+def test_unknown_mode_is_an_error():
+    with pytest.raises(ValueError, match="mode"):
+        extract_choice_with_rule("B", KIDNEY, mode="fuzzy")
+
+
+# --- lenient mode: adds fuzzy text matching and the answer inside an unfinished <think> block
+LENIENT = [
+    ("The lesion looks like a kidney stonee", KIDNEY, None, "D"),
+    ("Adenocarcinomma", LUNG, None, "B"),
+    ("menigioma", BRAIN, None, "B"),
+    ("non covid", COVID, None, "A"),
+    ("<think>the answer is C", KIDNEY, None, "C"),
+    ("No evidence of COVID.", COVID, None, None),
+    ("Probably something else entirely.", KIDNEY, None, None),
+    ("B", KIDNEY, "B", "B"),
+    ("B or C", KIDNEY, None, None),
+]
+
+
+@pytest.mark.parametrize("reply,options,strict,lenient", LENIENT, ids=[c[0][:40] for c in LENIENT])
+def test_lenient(reply, options, strict, lenient):
+    assert extract_choice(reply, options, mode="strict") == strict
+    letter, rule = extract_choice_with_rule(reply, options, mode="lenient")
+    assert letter == lenient
+    if lenient is not None and strict is None:
+        assert rule in ("fuzzy_text", "think_only")
+
+
+def test_fast_enough():
+    replies = [c[0] for c in CASES] * 20
+    t0 = time.perf_counter()
+    for r in replies:
+        extract_choice(r, KIDNEY)
+    per_reply = (time.perf_counter() - t0) / len(replies)
+    assert per_reply < 2e-3, per_reply
+
+
+def test_long_reply_is_fast():
+    reply = ("The kidney shows several features. " * 2000) + "The answer is B."
+    t0 = time.perf_counter()
+    assert extract_choice(reply, KIDNEY) == "B"
+    assert time.perf_counter() - t0 < 1.0
