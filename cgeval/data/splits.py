@@ -535,7 +535,10 @@ def build_arms(target: TargetSpec, splits: dict[int, SubsetSplit], settings: Spl
         if arm in target.arms:
             subsets = pool(arm)
             if not subsets:
-                raise InsufficientTrainingData(f"experiment {target.name!r}: arm {arm!r} has no trainable subset")
+                raise InsufficientTrainingData(
+                    f"experiment {target.name!r}: arm {arm!r} has no trainable subset (test-only subsets: "
+                    f"{sorted(n for n in splits if splits[n].test_only)})"
+                )
             arms[arm] = _take_across(arm, subsets, splits, cap, settings, adjust, f"total cap {cap}")
     if not need_related:
         info["related_subsets"] = None

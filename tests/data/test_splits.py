@@ -1,0 +1,217 @@
+"""Splits: image-level sides, caps, balance, test-only, duplicates, Related / Baseline+ / Fig. 4 arms, errors."""
+
+import json
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from cgeval.data.loader import load_medmat
+from cgeval.data.records import Item
+from cgeval.data.registry import SUBSETS
+from cgeval.data.sample import SAMPLE_ROOT
+from cgeval.data.splits import (
+    FIG4_ARMS,
+    DuplicateImageError,
+    InsufficientTrainingData,
+    InvalidRelatedSet,
+    NotMedMatItems,
+    RelatedSubsetsMissing,
+    SplitConfigError,
+    SplitSettings,
+    TargetMissing,
+    TargetSpec,
+    balanced_take,
+    build_split,
+    related_pairs,
+    water_fill,
+)
+
+SMALL = SplitSettings(train_cap_per_subset=5, total_cap=20, allow_short=True)
+
+
+@pytest.fixture(scope="module")
+def sample_items():
+    items, _ = load_medmat(SAMPLE_ROOT, verify_images=False)
+    return items
+
+
+def synth(subset: int, n: int, labels=("a", "b"), prefix="img", folder=None) -> list[Item]:
+    """n items of one subset, one image each, labels cycling."""
+    s = SUBSETS[subset]
+    out = []
+    for i in range(n):
+        label = labels[i % len(labels)]
+        image = f"med-mat/{folder or f'S{subset}'}/{prefix}{i}.png"
+        out.append(
+            Item(
+                item_id=f"S{subset:02d}-{prefix}{i}", subset=subset, dataset=s.datasets[0], modality=s.modality,
+                area=s.area, task=s.task, image=image, image_path=f"/root/{image}", prompt="Q\nA: a\nB: b",
+                question="Q", options=(("A", labels[0]), ("B", labels[1])), gold="A" if label == labels[0] else "B",
+                answer_text=label,
+            )
+        )
+    return out
+
+
+def test_water_fill_is_most_balanced():
+    assert water_fill({"a": 1, "b": 10, "c": 10}, 9) == {"a": 1, "b": 4, "c": 4}
+    assert sum(water_fill({"a": 3, "b": 3}, 100).values()) == 6
+    alloc = water_fill({"a": 5, "b": 5, "c": 5}, 7)
+    assert sum(alloc.values()) == 7 and max(alloc.values()) - min(alloc.values()) <= 1
+
+
+def test_balanced_take_caps_and_balances():
+    import random
+
+    items = synth(3, 40, labels=("a", "b")) + synth(3, 4, labels=("c", "d"), prefix="rare")
+    got = balanced_take(items, 12, random.Random(0))
+    counts = Counter(it.answer_text for it in got)
+    assert len(got) == 12 and counts == {"a": 4, "b": 4, "c": 2, "d": 2}
+
+
+def test_same_inputs_same_split_and_seed_matters(sample_items):
+    target = TargetSpec("t", (3,), ("related", "baseline_plus"))
+    a = build_split(sample_items, target, SMALL)
+    b = build_split(list(reversed(sample_items)), target, SMALL)
+    assert json.dumps(a.manifest, sort_keys=True) == json.dumps(b.manifest, sort_keys=True)
+    c = build_split(sample_items, target, replace(SMALL, seed=1))
+    assert a.manifest["arms"]["related"]["items_hash"] != c.manifest["arms"]["related"]["items_hash"]
+
+
+def test_image_level_no_overlap_and_caps(sample_items):
+    split = build_split(sample_items, TargetSpec("t", (3,), ("all_data",)), SMALL)
+    for s in split.subsets.values():
+        assert not {it.image for it in s.train} & {it.image for it in s.test}
+        assert len(s.train) <= 5
+        if not s.test_only:
+            assert s.test, s.subset  # 9:1 of 10 images leaves one test image
+    assert not {it.image for it in split.test} & {it.image for arm in split.arms.values() for it in arm}
+
+
+def test_related_is_04_and_28_for_target_03_and_baseline_plus_matches_size(sample_items):
+    split = build_split(sample_items, TargetSpec("t", (3,), ("related", "baseline_plus")), SMALL)
+    m = split.manifest
+    assert m["related_subsets"] == [4, 28] and [tuple(p) for p in m["related_pairs"]] == [(4, 28)]
+    assert {it.subset for it in split.arms["related"]} == {4, 28}
+    assert len(split.arms["baseline_plus"]) == len(split.arms["related"]) == 10
+    target = SUBSETS[3].composition
+    for it in split.arms["baseline_plus"]:
+        assert SUBSETS[it.subset].composition.shared_elements(target) == 0
+    assert all(it.subset == 3 for it in split.test)
+
+
+def test_registry_pairs_follow_the_paper_definition():
+    assert related_pairs(SUBSETS[3].composition, [n for n in SUBSETS if n != 3 and SUBSETS[n].released]) == [(4, 28)]
+
+
+def test_fig4_arms_follow_their_definitions(sample_items):
+    split = build_split(sample_items, TargetSpec("f", (3,), FIG4_ARMS, total_cap=1000), SMALL)
+    subsets = {arm: {it.subset for it in its} for arm, its in split.arms.items()}
+    assert subsets["wo_modality"] == {28, 30}  # related, not CT
+    assert subsets["wo_area"] == {2, 5, 6}  # related, not Lung
+    assert subsets["wo_task"] == {2, 4, 5, 6, 30}  # related, not COVID
+    assert subsets["all_related"] == {2, 4, 5, 6, 28, 30}
+    assert subsets["all_unrelated"] == {8, 13, 14, 22, 26}
+    assert subsets["all_data"] == set(split.subsets) - {3}
+    # cap 1000 cannot be reached on the sample: every arm's shortfall is recorded, none is silent
+    short = {a["arm"]: a for a in split.manifest["adjustments"] if a["kind"] == "arm_short_of_size"}
+    assert set(short) == set(FIG4_ARMS)
+    assert all(short[arm]["available"] == len(split.arms[arm]) for arm in FIG4_ARMS)
+
+
+def test_total_cap_is_spread_over_subsets(sample_items):
+    split = build_split(sample_items, TargetSpec("f", (3,), ("all_data",), total_cap=22), SMALL)
+    counts = Counter(it.subset for it in split.arms["all_data"])
+    assert sum(counts.values()) == 22 and max(counts.values()) - min(counts.values()) <= 1
+
+
+def test_cap_larger_than_data_is_a_named_error(sample_items):
+    strict = replace(SMALL, allow_short=False)
+    with pytest.raises(InsufficientTrainingData, match="all_data"):
+        build_split(sample_items, TargetSpec("f", (3,), ("all_data",), total_cap=10_000), strict)
+
+
+def test_default_cap_makes_sample_test_only_and_related_missing(sample_items):
+    with pytest.raises(RelatedSubsetsMissing, match="test-only"):
+        build_split(sample_items, TargetSpec("t", (3,), ("related",)), SplitSettings())
+    with pytest.raises(InsufficientTrainingData, match="test-only"):
+        build_split(sample_items, TargetSpec("t", (3,), ("all_data",)), replace(SplitSettings(), allow_short=True))
+    split = build_split(sample_items, TargetSpec("t", (3,), ()), SplitSettings())
+    assert split.manifest["test_only_subsets"] == sorted(split.subsets)
+    assert split.arms == {}
+    # a test-only subset is all test, label-balanced
+    s = split.subsets[3]
+    assert s.test_only and len(set(Counter(it.answer_text for it in s.test).values())) == 1
+
+
+def test_named_related_subsets_validated(sample_items):
+    with pytest.raises(InvalidRelatedSet, match="do not cover"):
+        build_split(sample_items, TargetSpec("t", (3,), ("related",), related_subsets=(4, 30)), SMALL)
+    with pytest.raises(InvalidRelatedSet, match="target's composition"):
+        build_split(sample_items, TargetSpec("t", (14,), ("related",), related_subsets=(15, 8)), SMALL)
+    with pytest.raises(RelatedSubsetsMissing, match="32"):
+        build_split(sample_items, TargetSpec("t", (6,), ("related",), related_subsets=(5, 32)), SMALL)
+    with pytest.raises(TargetMissing, match="32"):
+        build_split(sample_items, TargetSpec("t", (32,), ("related",), related_subsets=(26, 6)), SMALL)
+
+
+def test_bad_settings_and_arms_are_named():
+    with pytest.raises(SplitConfigError):
+        SplitSettings(test_fraction=1.5)
+    with pytest.raises(SplitConfigError):
+        SplitSettings(duplicates="ignore")
+    with pytest.raises(SplitConfigError, match="unknown arms"):
+        TargetSpec("t", (3,), ("relatd",))
+
+
+def test_same_composition_subsets_are_in_no_arm():
+    items = synth(14, 30, folder="A") + synth(15, 30, folder="B") + synth(8, 30) + synth(23, 30) + synth(13, 30)
+    split = build_split(items, TargetSpec("t", (14,), ("all_data",), total_cap=None), replace(SMALL, train_cap_per_subset=10))
+    assert split.manifest["excluded_same_composition"] == [15]
+    assert 15 not in {it.subset for it in split.arms["all_data"]}
+
+
+def test_duplicate_images_across_subsets_never_leak():
+    # 03 and 28 share 20 images (same paths). Whatever side an image takes in one, it never trains if it tests.
+    shared = synth(3, 20, folder="shared")
+    dup = [replace(it, subset=28, item_id=it.item_id.replace("S03", "S28"), modality="X-ray") for it in shared]
+    items = shared + synth(3, 20, prefix="own") + dup + synth(28, 20, prefix="own") + synth(4, 40) + synth(8, 40)
+    settings = replace(SMALL, train_cap_per_subset=10)
+    split = build_split(items, TargetSpec("t", (3,), ("all_data",), total_cap=None), settings)
+    assert split.manifest["duplicates"]["n_images_in_several_subsets"] == 20
+    tested = {it.image for s in split.subsets.values() for it in s.test}
+    trained = {it.image for s in split.subsets.values() for it in s.train}
+    assert not tested & trained
+    removed = [a for a in split.manifest["adjustments"] if a["kind"] == "shared_image_removed_from_train"]
+    assert removed and all(a["count"] > 0 for a in removed)
+    with pytest.raises(DuplicateImageError, match="03\\+28"):
+        build_split(items, TargetSpec("t", (3,), ("all_data",)), replace(settings, duplicates="error"))
+
+
+def test_duplicates_by_content(tmp_path: Path, sample_copy: Path):
+    # the same picture under two names in two subsets: only content identity sees it
+    items, _ = load_medmat(sample_copy, subsets=[3, 28], verify_images=False)
+    a = next(it for it in items if it.subset == 3)
+    b = next(it for it in items if it.subset == 28)
+    Path(b.image_path).write_bytes(Path(a.image_path).read_bytes())
+    by_path = build_split(items, TargetSpec("t", (3,), ("all_data",), total_cap=None), SMALL)
+    by_content = build_split(items, TargetSpec("t", (3,), ("all_data",), total_cap=None), replace(SMALL, image_identity="content"))
+    assert by_path.manifest["duplicates"]["n_images_in_several_subsets"] == 0
+    assert by_content.manifest["duplicates"]["n_images_in_several_subsets"] == 1
+
+
+def test_original_split_from_paths():
+    train = synth(3, 30, folder="ds/train")
+    test = synth(3, 6, folder="ds/test", prefix="t")
+    split = build_split(train + test + synth(4, 40), TargetSpec("t", (3,), ("all_data",), total_cap=None), replace(SMALL, train_cap_per_subset=10))
+    s = split.subsets[3]
+    assert s.method == "original" and {it.image for it in s.test} <= {it.image for it in test}
+    assert split.subsets[4].method == "random"
+
+
+def test_other_sources_are_refused():
+    item = replace(synth(3, 1)[0], subset=None)
+    with pytest.raises(NotMedMatItems):
+        build_split([item], TargetSpec("t", (3,), ("all_data",)), SMALL)
