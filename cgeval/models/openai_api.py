@@ -20,6 +20,7 @@ handed to the SDK client and kept nowhere else: not in `describe`, ``repr`` or a
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import logging
 import math
@@ -182,7 +183,9 @@ class OpenAIAdapter:
     server knows, default ``model_id``), ``api_key_env`` (the *name* of the variable holding the key; ``null``
     for a local server without auth), ``max_concurrency``, ``timeout`` (seconds a request), ``max_retries``,
     ``retry_base_delay`` / ``retry_max_delay`` (seconds), ``image_format`` (png or jpeg), ``top_logprobs``,
-    ``extra_body`` (server-specific request fields). ``http_client`` injects an ``httpx.Client`` (tests).
+    ``extra_body`` (server-specific request fields). A config ``chat_template`` is sent as the request's
+    ``chat_template`` field (vLLM / SGLang servers), so the server renders the prompt as the other back ends do.
+    ``http_client`` injects an ``httpx.Client`` (tests).
     Keys that mean nothing to a remote server (``dtype``, ``device``, ...) are ignored and listed in `describe`.
     """
 
@@ -208,6 +211,7 @@ class OpenAIAdapter:
         image_format: str = "png",
         top_logprobs: int = 20,
         extra_body: Mapping[str, Any] | None = None,
+        chat_template: str | None = None,
         http_client: Any = None,
         **ignored: Any,
     ):
@@ -246,6 +250,10 @@ class OpenAIAdapter:
         self.image_format = image_format
         self.top_logprobs = top_logprobs
         self.extra_body = dict(extra_body or {})
+        if chat_template is not None:
+            # The config's template (e.g. LLaVA-Med's [INST] format) travels with every request, as the other
+            # back ends apply it; vLLM and SGLang servers take a request-level `chat_template`.
+            self.extra_body.setdefault("chat_template", chat_template)
         self.ignored_config = sorted(ignored)
         self.calls = 0  # HTTP attempts made, retries included
         self._calls_lock = threading.Lock()
@@ -321,7 +329,9 @@ class OpenAIAdapter:
             "max_concurrency": self.max_concurrency,
             "timeout_s": self.timeout,
             "max_retries": self.max_retries,
-            "extra_body": self.extra_body,
+            "extra_body": {k: v for k, v in self.extra_body.items() if k != "chat_template"},
+            "chat_template_sha256": (hashlib.sha256(self.extra_body["chat_template"].encode()).hexdigest()[:16]
+                                     if "chat_template" in self.extra_body else None),
             "ignored_config": self.ignored_config,
         }
 

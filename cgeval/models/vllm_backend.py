@@ -7,8 +7,10 @@ messages the other back ends build (`chat_messages`).
 
 Likelihood scoring generates one token and asks vLLM for the log-probabilities of the option-letter tokens
 (``SamplingParams.logprob_token_ids``, vLLM >= 0.33): the full-vocabulary log-softmax of the next-token logits,
-gathered at the letters' ids, before any sampling restriction; no ``prompt_logprobs``. A letter whose
-log-probability does not come back scores ``-inf`` and is listed in `VLLMAdapter.unscored` and logged.
+gathered at the letters' ids, before any sampling restriction; no ``prompt_logprobs``. Letters map to token ids
+by the hf back end's rule (`letter_token_ids`: "A" and " A" where single tokens, summed in probability), so
+both back ends score the same quantity. A letter whose log-probabilities do not come back scores ``-inf`` and
+is listed in `VLLMAdapter.unscored` and logged.
 
 vLLM is an optional extra, imported only when this adapter is constructed; the request construction and
 result handling below are plain functions, tested on CPU with stand-in output objects.
@@ -24,6 +26,7 @@ from typing import Any
 from PIL import Image
 
 from ..data.records import LETTERS, Item
+from .hf import LetterTokenError, letter_token_ids, sha256_text
 from .media import load_item_images
 from .prompt import PromptTemplate, chat_messages
 
@@ -34,10 +37,6 @@ INSTALL_HINT = "pip install 'cgeval[vllm]'  (from a checkout: pip install -e '.[
 
 class VLLMNotInstalled(ImportError):
     """``backend: vllm`` was selected but the ``vllm`` extra is not installed."""
-
-
-class LetterTokenError(ValueError):
-    """An option letter is not one token of the model's vocabulary, so it cannot be scored as the next token."""
 
 
 def import_vllm():
@@ -71,33 +70,10 @@ def generation_params(max_new_tokens: int, seed: int) -> dict:
     return {"temperature": 0.0, "max_tokens": max_new_tokens, "seed": seed}
 
 
-def likelihood_params(letter_ids: Mapping[str, int], seed: int) -> dict:
-    """One greedy token, with the log-probabilities of the option-letter tokens returned."""
+def likelihood_params(letter_ids: Mapping[str, Sequence[int]], seed: int) -> dict:
+    """One greedy token, with the log-probabilities of every option-letter token returned."""
     return {"temperature": 0.0, "max_tokens": 1, "seed": seed,
-            "logprob_token_ids": sorted(set(letter_ids.values()))}
-
-
-def letter_token_ids(tokenizer: Any, letters: Sequence[str] = tuple(LETTERS)) -> dict[str, int]:
-    """The token id of each letter as the first token of the assistant's reply.
-
-    ``tokenizer.encode(letter, add_special_tokens=False)`` gives one token for byte-level BPE ("A") and for
-    SentencePiece ("▁A", which is also how a reply starting with the letter is tokenized there). Leading pieces
-    that decode to nothing but whitespace are dropped; anything else longer than one token is an error.
-    """
-    ids: dict[str, int] = {}
-    for letter in letters:
-        pieces = list(tokenizer.encode(letter, add_special_tokens=False))
-        while len(pieces) > 1 and not tokenizer.decode([pieces[0]]).strip():
-            pieces.pop(0)
-        if len(pieces) != 1:
-            raise LetterTokenError(
-                f"option letter {letter!r} tokenizes to {len(pieces)} tokens {pieces}; "
-                "likelihood scoring needs one token a letter (use scoring=generate for this model)"
-            )
-        ids[letter] = pieces[0]
-    if len(set(ids.values())) != len(ids):
-        raise LetterTokenError(f"option letters share token ids: {ids}")
-    return ids
+            "logprob_token_ids": sorted({t for ids in letter_ids.values() for t in ids})}
 
 
 # ---------------------------------------------------------------- result handling (pure)
@@ -121,10 +97,12 @@ def _logprob_value(entry: Any) -> float:
 
 
 def letter_logprobs(output: Any, letters: Sequence[str],
-                    letter_ids: Mapping[str, int]) -> tuple[dict[str, float], list[str]]:
-    """``({letter: logprob}, letters that got no logprob)`` for one request's first generated token.
+                    letter_ids: Mapping[str, Sequence[int]]) -> tuple[dict[str, float], list[str]]:
+    """``({letter: logprob}, letters not fully scored)`` for one request's first generated token.
 
-    A letter absent from the returned logprobs (or returned as NaN) scores ``-inf``.
+    A letter's score is the log-sum-exp over its token ids ("A" and " A" where both are single tokens; the rule
+    of `letter_token_ids`, shared with the hf back end). An id whose logprob did not come back (or came back NaN)
+    is left out and its letter listed; a letter with none of its ids back scores ``-inf``.
     """
     position: Mapping[int, Any] = {}
     if output.outputs and output.outputs[0].logprobs:
@@ -132,13 +110,25 @@ def letter_logprobs(output: Any, letters: Sequence[str],
     scores: dict[str, float] = {}
     missing: list[str] = []
     for letter in letters:
-        entry = position.get(letter_ids[letter])
-        value = _logprob_value(entry) if entry is not None else math.nan
-        if math.isnan(value):
+        values = []
+        for tid in letter_ids[letter]:
+            entry = position.get(tid)
+            value = _logprob_value(entry) if entry is not None else math.nan
+            if not math.isnan(value):
+                values.append(value)
+        if len(values) < len(letter_ids[letter]):
             missing.append(letter)
-            value = -math.inf
-        scores[letter] = value
+        scores[letter] = _logsumexp(values)
     return scores, missing
+
+
+def _logsumexp(values: Sequence[float]) -> float:
+    if not values:
+        return -math.inf
+    top = max(values)
+    if top == -math.inf:
+        return top
+    return top + math.log(sum(math.exp(v - top) for v in values))
 
 
 # ---------------------------------------------------------------- the adapter
@@ -224,7 +214,7 @@ class VLLMAdapter:
         self.llm = self._vllm.LLM(**self.engine_args)
         # Resolved now, so the manifest records them; a model whose letters are not single tokens can still
         # generate, and fails only when asked for likelihoods.
-        self._letter_ids: dict[str, int] | None = None
+        self._letter_ids: dict[str, tuple[int, ...]] | None = None
         self._letter_error: LetterTokenError | None = None
         try:
             self._letter_ids = letter_token_ids(self.llm.get_tokenizer())
@@ -232,7 +222,7 @@ class VLLMAdapter:
             self._letter_error = e
 
     @property
-    def letter_ids(self) -> dict[str, int]:
+    def letter_ids(self) -> dict[str, tuple[int, ...]]:
         if self._letter_ids is None:
             assert self._letter_error is not None
             raise self._letter_error
@@ -281,11 +271,13 @@ class VLLMAdapter:
             "max_new_tokens": self.max_new_tokens,
             "decoding": "greedy",
             "pad_to_square": self.pad_to_square,
-            "chat_template_override": self.chat_template,
+            "chat_template_source": "config" if self.chat_template is not None else "checkpoint",
+            "chat_template_sha256": sha256_text(self.chat_template),
             "prompt": self.template.describe(),
             "engine": {k: v for k, v in self.engine_args.items() if k != "model"},
             "likelihood": {"method": "logprob_token_ids, one generated token",
-                           "letter_token_ids": self._letter_ids,
+                           "letter_token_ids": ({l: list(ids) for l, ids in self._letter_ids.items()}
+                                                if self._letter_ids else None),
                            "unavailable": None if self._letter_error is None else str(self._letter_error)},
             "ignored_config": self.ignored_config,
         }

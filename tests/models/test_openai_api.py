@@ -302,3 +302,17 @@ def test_backoff_grows_is_capped_and_honours_retry_after():
         assert min(0.5 * 2**attempt, 4.0) / 2 <= d <= min(0.5 * 2**attempt, 4.0)
     assert backoff_delay(0, 0.5, 4.0, retry_after=3.0) == 3.0
     assert backoff_delay(0, 0.5, 4.0, retry_after=30.0) == 4.0
+
+
+def test_config_chat_template_and_extra_body_travel_with_requests(tmp_path, key_env):
+    bodies = []
+
+    def handler(request):
+        bodies.append(json.loads(request.content))
+        return httpx.Response(200, json=completion())
+
+    m = adapter(handler, key_env, chat_template="[INST] {{ x }} [/INST]", extra_body={"top_k": 1})
+    m.generate(make_items(tmp_path, 1))
+    assert bodies[0]["chat_template"] == "[INST] {{ x }} [/INST]" and bodies[0]["top_k"] == 1
+    d = m.describe()
+    assert d["extra_body"] == {"top_k": 1} and len(d["chat_template_sha256"]) == 16

@@ -20,7 +20,6 @@ from cgeval.models.vllm_backend import (
     VLLMNotInstalled,
     generation_params,
     letter_logprobs,
-    letter_token_ids,
     likelihood_params,
     replies_from_outputs,
     vllm_messages,
@@ -51,9 +50,9 @@ class RequestOutput:
 
 
 class ByteTokenizer:
-    """Byte-level-BPE-like: a letter is its own token."""
+    """Byte-level-BPE-like: "A" and " A" are two different single tokens."""
 
-    vocab = {"A": 32, "B": 33, "C": 34, "D": 35, " ": 220}
+    vocab = {"A": 32, "B": 33, "C": 34, "D": 35, " A": 362, " B": 425, " C": 356, " D": 422, "x": 87}
 
     def encode(self, text, add_special_tokens=False):
         return [self.vocab[text]]
@@ -63,11 +62,11 @@ class ByteTokenizer:
         return "".join(inverse[i] for i in ids)
 
 
-class SplitPrefixTokenizer(ByteTokenizer):
-    """SentencePiece without a merged prefix: "A" -> ["▁", "A"]."""
+IDS = {"A": (32, 362), "B": (33, 425), "C": (34, 356), "D": (35, 422)}
 
-    def encode(self, text, add_special_tokens=False):
-        return [220, self.vocab[text]]
+
+def lse(*values):
+    return math.log(sum(math.exp(v) for v in values))
 
 
 def make_items(tmp_path, n):
@@ -146,27 +145,8 @@ def test_messages_carry_the_pil_image_in_place_of_the_placeholder(tmp_path):
 
 def test_sampling_params_are_greedy_and_seeded():
     assert generation_params(32, 7) == {"temperature": 0.0, "max_tokens": 32, "seed": 7}
-    assert likelihood_params({"A": 35, "B": 33, "C": 34}, 1) == {
-        "temperature": 0.0, "max_tokens": 1, "seed": 1, "logprob_token_ids": [33, 34, 35]}
-
-
-def test_letter_token_ids():
-    assert letter_token_ids(ByteTokenizer()) == {"A": 32, "B": 33, "C": 34, "D": 35}
-    assert letter_token_ids(SplitPrefixTokenizer(), "AB") == {"A": 32, "B": 33}
-
-    class TwoPieces(ByteTokenizer):
-        def encode(self, text, add_special_tokens=False):
-            return [self.vocab["A"], self.vocab[text]]
-
-    with pytest.raises(LetterTokenError, match="2 tokens"):
-        letter_token_ids(TwoPieces(), "B")
-
-    class Same(ByteTokenizer):
-        def encode(self, text, add_special_tokens=False):
-            return [32]
-
-    with pytest.raises(LetterTokenError, match="share"):
-        letter_token_ids(Same(), "AB")
+    assert likelihood_params({"A": (35, 9), "B": (33,), "C": (34, 9)}, 1) == {
+        "temperature": 0.0, "max_tokens": 1, "seed": 1, "logprob_token_ids": [9, 33, 34, 35]}
 
 
 def test_images_are_rgb_and_padded_to_square_on_request(tmp_path):
@@ -199,22 +179,25 @@ def test_replies_in_order_and_empty_output_is_empty_reply(tmp_path):
         replies_from_outputs(outs[:2], items)
 
 
-def test_letter_logprobs_of_the_items_own_letters():
-    ids = {"A": 32, "B": 33, "C": 34, "D": 35}
-    out = RequestOutput("0", [CompletionOutput("A", [{32: Logprob(-0.1), 33: Logprob(-2.3), 34: Logprob(-4.0),
-                                                      35: Logprob(-5.0), 999: Logprob(-0.05)}])])
-    scores, missing = letter_logprobs(out, ("A", "B"), ids)
-    assert scores == {"A": -0.1, "B": -2.3} and missing == []
+def test_letter_logprobs_sum_each_letters_tokens_over_the_items_own_letters():
+    out = RequestOutput("0", [CompletionOutput("A", [{32: Logprob(-0.1), 362: Logprob(-3.0), 33: Logprob(-2.3),
+                                                      425: Logprob(-4.0), 34: Logprob(-4.0), 356: Logprob(-6.0),
+                                                      999: Logprob(-0.05)}])])
+    scores, missing = letter_logprobs(out, ("A", "B"), IDS)
+    assert scores == {"A": pytest.approx(lse(-0.1, -3.0)), "B": pytest.approx(lse(-2.3, -4.0))}
+    assert missing == []
 
 
 def test_a_letter_without_logprob_scores_minus_inf_and_is_reported():
-    ids = {"A": 32, "B": 33, "C": 34}
-    out = RequestOutput("0", [CompletionOutput("A", [{32: Logprob(-0.1), 34: Logprob(float("nan"))}])])
-    scores, missing = letter_logprobs(out, ("A", "B", "C"), ids)
-    assert scores["A"] == -0.1 and scores["B"] == -math.inf and scores["C"] == -math.inf
-    assert missing == ["B", "C"]
+    out = RequestOutput("0", [CompletionOutput("A", [{32: Logprob(-0.1), 362: Logprob(-2.0), 33: Logprob(-1.5),
+                                                      34: Logprob(float("nan")), 356: Logprob(float("nan"))}])])
+    scores, missing = letter_logprobs(out, ("A", "B", "C", "D"), IDS)
+    assert scores["A"] == pytest.approx(lse(-0.1, -2.0))
+    assert scores["B"] == -1.5  # one of its two ids came back: scored from it, and reported
+    assert scores["C"] == -math.inf and scores["D"] == -math.inf
+    assert missing == ["B", "C", "D"]
     nothing = RequestOutput("1", [CompletionOutput("", None)])
-    assert letter_logprobs(nothing, ("A", "B"), ids) == ({"A": -math.inf, "B": -math.inf}, ["A", "B"])
+    assert letter_logprobs(nothing, ("A", "B"), IDS) == ({"A": -math.inf, "B": -math.inf}, ["A", "B"])
 
 
 # ------------------------------------------------------------------ the adapter over a stand-in engine
@@ -233,7 +216,7 @@ def test_engine_settings(fake_vllm):
     d = m.describe()
     assert d["backend"] == "vllm" and d["vllm_version"] == "0.33.0-fake"
     assert d["ignored_config"] == ["device", "device_map", "model_class"]
-    assert d["likelihood"]["letter_token_ids"] == {"A": 32, "B": 33, "C": 34, "D": 35}
+    assert d["likelihood"]["letter_token_ids"] == {l: list(ids) for l, ids in IDS.items()}
 
 
 def test_local_path_overrides_hub_id_and_revision(fake_vllm):
@@ -263,33 +246,38 @@ def test_option_logprobs_per_item_letters(fake_vllm, tmp_path):
     m = build()
     scores = m.option_logprobs(items)
     (call,) = FakeLLM.instances[0].chat_calls
-    assert call[1].kw == {"temperature": 0.0, "max_tokens": 1, "seed": 0, "logprob_token_ids": [32, 33, 34, 35]}
+    ids = sorted(t for pair in IDS.values() for t in pair)
+    assert call[1].kw == {"temperature": 0.0, "max_tokens": 1, "seed": 0, "logprob_token_ids": ids}
     assert [sorted(s) for s in scores] == [["A", "B"], ["A", "B", "C", "D"]] * 2
-    assert scores[1] == {"A": -1.0, "B": -1.5, "C": -2.0, "D": -2.5}
+    rank = {t: k for k, t in enumerate(ids)}  # the stand-in engine gives id number k the logprob -1 - k/2
+    assert scores[1] == {l: pytest.approx(lse(*(-1.0 - 0.5 * rank[t] for t in IDS[l]))) for l in "ABCD"}
     assert m.unscored == {}
 
 
 def test_option_logprobs_notes_unscored_letters(fake_vllm, tmp_path, caplog):
     items = make_items(tmp_path, 2)
     m = build()
-    FakeLLM.instances[0].logprobs_for = lambda i, ids: {32: Logprob(-0.5)} if i == 1 else {32: Logprob(-1.0),
-                                                                                          33: Logprob(-2.0)}
+    full = {32: Logprob(-1.0), 362: Logprob(-3.0), 33: Logprob(-2.0), 425: Logprob(-2.5)}
+    FakeLLM.instances[0].logprobs_for = lambda i, ids: (
+        {32: Logprob(-0.5), 362: Logprob(-4.0)} if i == 1 else full)
     scores = m.option_logprobs(items)
-    assert scores[0] == {"A": -1.0, "B": -2.0}
-    assert scores[1]["A"] == -0.5 and scores[1]["D"] == -math.inf
+    assert scores[0] == {"A": pytest.approx(lse(-1.0, -3.0)), "B": pytest.approx(lse(-2.0, -2.5))}
+    assert scores[1]["A"] == pytest.approx(lse(-0.5, -4.0)) and scores[1]["D"] == -math.inf
     assert m.unscored == {"it1": ["B", "C", "D"]}
     assert "it1" in caplog.text
 
 
 class TwoTokenLetters(ByteTokenizer):
+    """Every letter spelled by two non-space tokens: no single token to score."""
+
     def encode(self, text, add_special_tokens=False):
-        return [self.vocab["A"], self.vocab[text]]
+        return [self.vocab["x"], self.vocab[text]]
 
 
 def test_letters_that_are_not_single_tokens_only_stop_likelihood(fake_vllm, tmp_path, monkeypatch):
     monkeypatch.setattr(FakeLLM, "get_tokenizer", lambda self: TwoTokenLetters())
     m = build()
-    assert "2 tokens" in m.describe()["likelihood"]["unavailable"]
+    assert "no single token" in m.describe()["likelihood"]["unavailable"]
     assert m.generate(make_items(tmp_path, 1)) == ["answer 0"]
     with pytest.raises(LetterTokenError):
         m.option_logprobs(make_items(tmp_path, 1))
@@ -326,7 +314,12 @@ def real_engine(test):
 
 @pytest.fixture(scope="module")
 def real_adapter():
-    model = os.environ.get("CGEVAL_VLLM_TEST_MODEL", "Qwen/Qwen2-VL-2B-Instruct")
+    # A hub id or local folder in $CGEVAL_VLLM_TEST_MODEL; else the tiny random Qwen2-VL, built locally (no hub).
+    model = os.environ.get("CGEVAL_VLLM_TEST_MODEL")
+    if not model:
+        from cgeval.models.tiny import ensure_tiny
+
+        model = str(ensure_tiny("tiny_qwen2_vl"))
     m = VLLMAdapter(name="vllm-test", model_id=model, max_new_tokens=8, max_model_len=4096,
                     gpu_memory_utilization=0.5, use_tqdm=False)
     yield m
@@ -374,8 +367,8 @@ def test_real_likelihood_matches_top_logprobs(real_adapter, sample_items):
     for item, s, out in zip(sample_items, scores, outs):
         top = out.outputs[0].logprobs[0]
         for letter in item.letters:
-            tid = real_adapter.letter_ids[letter]
-            if tid in top:
-                assert s[letter] == pytest.approx(top[tid].logprob, abs=0.05)
+            ids = real_adapter.letter_ids[letter]
+            if all(t in top for t in ids):
+                assert s[letter] == pytest.approx(lse(*(top[t].logprob for t in ids)), abs=0.05)
                 compared += 1
     assert compared > 0
