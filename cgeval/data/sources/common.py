@@ -7,7 +7,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..loader import SKIP_REASONS, DataRootNotFound, LoadReport, MedMatFormatError, _check_images
+from concurrent.futures import ThreadPoolExecutor
+
+from PIL import Image, UnidentifiedImageError
+
+from ..loader import SKIP_REASONS, DataRootNotFound, LoadReport, MedMatFormatError
 from ..records import LETTERS, Item
 from ..registry import axis_values
 from ..sample import INSTRUCTION
@@ -132,9 +136,34 @@ def finish(
             continue
         seen.add(it.item_id)
         unique.append(it)
-    kept = _check_images(unique, image_root.resolve(), verify_images, io_workers, report)
-    report.n_items = len(kept)
-    return kept
+    root = image_root.resolve()
+    present = []
+    for it in unique:
+        path = Path(it.image_path).resolve()
+        if Path(it.image).is_absolute() or not path.is_relative_to(root):
+            report.skip("path_outside_root", f"{it.item_id}: {it.image}")
+        elif not path.is_file():
+            report.skip("image_missing", f"{it.item_id}: {it.image}")
+        else:
+            present.append(it)
+    if verify_images:
+        with ThreadPoolExecutor(max_workers=max(1, io_workers)) as pool:
+            oks = list(pool.map(lambda it: _image_ok(Path(it.image_path)), present))
+        for it, ok in zip(present, oks):
+            if not ok:
+                report.skip("image_unreadable", f"{it.item_id}: {it.image}")
+        present = [it for it, ok in zip(present, oks) if ok]
+    report.n_items = len(present)
+    return present
+
+
+def _image_ok(path: Path) -> bool:
+    try:
+        with Image.open(path) as im:
+            im.verify()
+        return True
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return False
 
 
 def new_report(root: Path, source: str) -> SourceReport:
