@@ -190,13 +190,13 @@ def plot_grouped_bars(acc: pd.DataFrame, out_stem: Path, title: str = "", two_co
             colour = OKABE_ITO[j % len(OKABE_ITO)]
             ax.bar(x, vals, width=width * 0.95, color=colour, yerr=err, ecolor="#333333", capsize=1.5,
                    label=run, error_kw={"lw": 0.6})
-            for xi, v, h in zip(x, vals, has):
-                if h:
-                    ax.text(xi, v + 1, f"{v:.0f}", ha="center", va="bottom", fontsize=5)
+            for xi, v, top, h in zip(x, vals, vals + err[1], has):
+                if h:  # above the interval, so the label never sits on the error bar
+                    ax.text(xi, top + 1, f"{v:.0f}", ha="center", va="bottom", fontsize=5)
                 else:
                     ax.text(xi, 1, "n/a", ha="center", va="bottom", fontsize=5, rotation=90)
         ax.set_xticks(range(len(targets)), targets)
-        ax.set_ylim(0, 105)
+        ax.set_ylim(0, 110)
         ax.set_ylabel("Accuracy (%)")
         ax.legend(ncol=min(4, len(runs)), loc="upper center", bbox_to_anchor=(0.5, -0.15), frameon=False)
         if title:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..data.registry import SUBSETS
 from .stats import (ItemSetMismatch, chance_corrected, cluster_bootstrap_accuracy, cluster_bootstrap_gap,
-                    holm, mcnemar_exact, wilson_interval)
+                    holm, mcnemar_exact, mcnemar_table, wilson_interval)
 
 REQUIRED_COLUMNS = ("item_id", "subset", "dataset", "modality", "area", "task", "split", "shared_elements",
                     "n_options", "gold", "response", "pred", "correct")
@@ -127,30 +127,53 @@ def load_run(run_dir: str | Path, label: str | None = None) -> Run:
     return Run(run_dir, label or run_dir.name, df, manifest)
 
 
+_LABEL_COLUMNS = ("modality", "area", "task", "split")
+
+
 def composition_key(df: pd.DataFrame) -> pd.Series:
-    """'03 CT-Lung-COVID' style labels (computed per distinct composition, not per row)."""
+    """'03 CT-Lung-COVID' style labels as a categorical (labels built per distinct composition, not per row)."""
     cols = ["subset", "modality", "area", "task"]
-    uniq = df[cols].drop_duplicates()
-    labels = [(f"{int(s):02d}" if pd.notna(s) else "--") + f" {m}-{a}-{t}"
-              for s, m, a, t in uniq.itertuples(index=False)]
-    mapping = pd.Series(labels, index=pd.MultiIndex.from_frame(uniq))
-    return pd.Series(mapping.reindex(pd.MultiIndex.from_frame(df[cols])).to_numpy(), index=df.index)
+    g = df.groupby(cols, sort=True, observed=True, dropna=False)
+    codes = g.ngroup().to_numpy()
+    keys = g.size().index
+    labels = [(f"{int(s):02d}" if pd.notna(s) else "--") + f" {m}-{a}-{t}" for s, m, a, t in keys]
+    if len(set(labels)) == len(labels):
+        cat = pd.Categorical.from_codes(codes, categories=labels)
+    else:  # two keys spell the same label (e.g. subset 3 and 3.0): let pandas merge them
+        cat = pd.Categorical(np.asarray(labels, dtype=object)[codes])
+    return pd.Series(cat, index=df.index)
 
 
-def cluster_ids(df: pd.DataFrame, cluster: str) -> pd.Series:
-    """Cluster label per row; a row without one (e.g. no image path) is its own cluster."""
+def cluster_ids(df: pd.DataFrame, cluster: str) -> np.ndarray:
+    """Integer cluster code per row; a row without a cluster label (e.g. no image path) is its own cluster."""
     if cluster not in CLUSTER_COLUMNS:
         raise ValueError(f"cluster must be one of {CLUSTER_COLUMNS}, got {cluster!r}")
     if cluster not in df.columns:
         raise PredictionsError(f"predictions have no {cluster!r} column to cluster on")
-    ids = df[cluster].astype(object)
-    return ids.where(ids.notna(), "item:" + df["item_id"].astype(str))
+    codes, uniques = pd.factorize(df[cluster])
+    missing = codes < 0
+    if missing.any():
+        codes = codes.copy()
+        codes[missing] = len(uniques) + np.arange(int(missing.sum()))
+    return codes
 
 
-def _with_derived(df: pd.DataFrame) -> pd.DataFrame:
-    return df.assign(composition=composition_key(df), overall="all",
+def prepare(df: pd.DataFrame) -> pd.DataFrame:
+    """Add the derived columns the tables group on, once: categorical labels, composition, parse failure,
+    1/n_options. Idempotent, so callers may pass a prepared frame to several functions."""
+    if "_inv" in df.columns and "composition" in df.columns:
+        return df
+    df = df.assign(**{c: df[c].astype("category") for c in _LABEL_COLUMNS if c in df.columns})
+    return df.assign(composition=composition_key(df), overall=pd.Categorical.from_codes(np.zeros(len(df), dtype=np.int8), ["all"]),
                      _fail=df["pred"].isna().to_numpy(), _inv=1.0 / df["n_options"].astype(float).to_numpy(),
-                     _shared=df["shared_elements"].to_numpy(), _split=df["split"].to_numpy())
+                     _shared=df["shared_elements"].to_numpy())
+
+
+def split_labels(df: pd.DataFrame, by: list[str]) -> pd.Series:
+    """Which splits each group spans ('seen', 'unseen', 'seen/unseen'), from the small group x split counts."""
+    per = df.groupby(by + ["split"], sort=True, observed=True, dropna=False).size()
+    per = per[per > 0].reset_index()
+    return per.groupby(by, sort=True, dropna=False)["split"].agg(lambda v: "/".join(sorted(map(str, v))))
 
 
 def _cells(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
@@ -158,14 +181,18 @@ def _cells(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     g = df.groupby(by, sort=True, observed=True, dropna=False)
     out = g.agg(n=("correct", "size"), n_correct=("correct", "sum"), n_parse_fail=("_fail", "sum"),
                 chance=("_inv", "mean"), _shared_max=("_shared", "max"))
-    splits = g["_split"].unique().map(lambda v: "/".join(sorted(map(str, v))))
+    if "split" not in by:
+        out["_splits"] = split_labels(df, by).reindex(out.index).to_numpy()
     out = out.reset_index()
     # when grouping by split or shared_elements, the key column already holds the value
     shared = out.pop("_shared_max")
     if "shared_elements" not in out:
         out["shared_elements"] = shared
     if "split" not in out:
-        out["split"] = splits.to_numpy()
+        out["split"] = out.pop("_splits")
+    for c in by:  # categorical keys back to plain values
+        if isinstance(out[c].dtype, pd.CategoricalDtype):
+            out[c] = out[c].astype(object)
     return out
 
 
@@ -192,7 +219,7 @@ def metrics_table(df: pd.DataFrame, expected: dict[str, str] | None = None) -> p
     ``expected`` (composition label -> reason) adds an explicit n/a row for a composition the run meant to
     evaluate but that has no prediction rows.
     """
-    df = _with_derived(df)
+    df = prepare(df)
     parts = []
     for level in LEVELS:
         cells = _cells(df, [level])
@@ -225,7 +252,7 @@ def cross_table(df: pd.DataFrame, rows: str, cols: str, by: list[str] | None = N
 
     With ``full_grid`` every combination of the observed values is present; empty ones have n = 0 and a note.
     """
-    df = _with_derived(df)
+    df = prepare(df)
     keys = (by or []) + [rows, cols]
     cells = _cells(df, keys)
     if full_grid:
@@ -251,7 +278,7 @@ def cross_table(df: pd.DataFrame, rows: str, cols: str, by: list[str] | None = N
 
 def bootstrap_summary(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0, cluster: str = "image") -> dict:
     """Cluster-bootstrap intervals for overall, seen and unseen accuracy and for the seen - unseen gap."""
-    ids = cluster_ids(df, cluster).to_numpy()
+    ids = cluster_ids(df, cluster)
     correct = df["correct"].to_numpy(dtype=bool)
     seen = (df["split"] == "seen").to_numpy()
     unseen = (df["split"] == "unseen").to_numpy()
@@ -304,39 +331,57 @@ def paired_frame(a: pd.DataFrame, b: pd.DataFrame, label_a: str = "A", label_b: 
 
     Items must match on id, gold letter and option count; the result has ``correct_a`` / ``correct_b``.
     """
-    keys = ["item_id", "gold", "n_options"]
-    ids_a = pd.Index(a["item_id"])
-    ids_b = pd.Index(b["item_id"])
-    only_a = int((~ids_a.isin(ids_b)).sum())
-    only_b = int((~ids_b.isin(ids_a)).sum())
-    cols = keys + ["subset", "modality", "area", "task", "split", "correct"]
-    m = a[[c for c in cols if c in a]].merge(b[keys + ["correct"]], on="item_id", how="inner",
-                                             suffixes=("", "_b"))
-    differing = int(((m["gold"] != m["gold_b"]) | (m["n_options"] != m["n_options_b"])).sum())
+    a_ids = a["item_id"].to_numpy()
+    b_ids = b["item_id"].to_numpy()
+    if len(a_ids) == len(b_ids) and np.array_equal(a_ids, b_ids):  # the usual case: same items, same order
+        pos_b = np.arange(len(b_ids))
+        only_a = only_b = 0
+    else:
+        codes, _ = pd.factorize(np.concatenate([a_ids.astype(object), b_ids.astype(object)]))
+        code_a, code_b = codes[: len(a_ids)], codes[len(a_ids):]
+        where_b = np.full(codes.max() + 1 if len(codes) else 0, -1)
+        where_b[code_b] = np.arange(len(code_b))
+        pos_b = where_b[code_a]
+        in_a = np.zeros_like(where_b, dtype=bool)
+        in_a[code_a] = True
+        only_a = int((pos_b < 0).sum())
+        only_b = int((~in_a[code_b]).sum())
+    matched = pos_b >= 0
+    pb = pos_b[matched]
+    differing = int(((a["gold"].to_numpy()[matched] != b["gold"].to_numpy()[pb])
+                     | (a["n_options"].to_numpy()[matched] != b["n_options"].to_numpy()[pb])).sum())
     if only_a or only_b or differing:
         n = only_a + only_b + differing
         raise ItemSetMismatch(
             f"runs {label_a!r} and {label_b!r} are not over the same items: {n} items differ "
             f"({only_a} only in {label_a!r}, {only_b} only in {label_b!r}, {differing} with a different gold "
             f"answer or option count); a paired test needs identical items", only_a, only_b, differing)
-    return m.drop(columns=["gold_b", "n_options_b"]).rename(columns={"correct": "correct_a"})
+    cols = [c for c in ("item_id", "gold", "n_options", "subset", "modality", "area", "task", "split",
+                        "composition") if c in a.columns]
+    out = a[cols].copy()
+    out["correct_a"] = a["correct"].to_numpy(dtype=bool)
+    out["correct_b"] = b["correct"].to_numpy(dtype=bool)[pos_b]
+    return out
 
 
 def paired_by_composition(a: pd.DataFrame, b: pd.DataFrame, label_a: str = "A", label_b: str = "B",
                           alpha: float = 0.05) -> pd.DataFrame:
     """Exact McNemar per composition (B vs A) with Holm adjustment across compositions, plus an overall row."""
-    m = paired_frame(a, b, label_a, label_b)
-    m = m.assign(composition=composition_key(m))
+    m = paired_frame(prepare(a), b, label_a, label_b)
+    ca, cb = m["correct_a"].to_numpy(), m["correct_b"].to_numpy()
+    m = m.assign(both=ca & cb, a_only=ca & ~cb, b_only=~ca & cb, neither=~ca & ~cb)
+    counts = m.groupby("composition", sort=True, observed=True)[["both", "a_only", "b_only", "neither"]].sum()
+    splits = split_labels(m, ["composition"])
     rows = []
-    for comp, g in m.groupby("composition", sort=True):
-        r = mcnemar_exact(g["correct_a"].to_numpy(), g["correct_b"].to_numpy())
-        rows.append({"composition": comp, "split": "/".join(sorted(g["split"].unique())), **r.to_dict()})
+    for comp, c in counts.iterrows():  # one McNemar per composition (tens of rows), on the 2x2 counts
+        r = mcnemar_table(int(c["both"]), int(c["a_only"]), int(c["b_only"]), int(c["neither"]))
+        rows.append({"composition": str(comp), "split": splits.get(comp, ""), **r.to_dict()})
     table = pd.DataFrame(rows)
     reject, adj = holm(table["pvalue"].to_numpy(), alpha)
     table["p_holm"] = adj
     table["significant"] = reject
     overall = mcnemar_exact(m["correct_a"].to_numpy(), m["correct_b"].to_numpy())
-    over = pd.DataFrame([{"composition": "all", "split": "/".join(sorted(m["split"].unique())),
+    over = pd.DataFrame([{"composition": "all", "split": "/".join(sorted(map(str, m["split"].unique()))),
                           **overall.to_dict(), "p_holm": np.nan, "significant": overall.pvalue < alpha}])
     table = pd.concat([table, over], ignore_index=True)
     table["diff_b_minus_a"] = table["acc_b"] - table["acc_a"]

@@ -33,7 +33,7 @@ def _markdown(table: pd.DataFrame) -> str:
 
 def analyse_run(run: Run, n_boot: int = 1000, seed: int = 0, cluster: str = "image") -> dict:
     """All per-run numbers: the metrics table, marginals by split, modality x area cells, bootstrap block."""
-    df = run.predictions
+    df = prepare(run.predictions)
     table = metrics_table(df, run.expected_compositions())
     boot = bootstrap_summary(df, n_boot=n_boot, seed=seed, cluster=cluster)
     marginals = {axis: cross_table(df, axis, "split") for axis in AXES}

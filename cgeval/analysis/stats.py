@@ -123,13 +123,28 @@ def cluster_totals(clusters, *values) -> np.ndarray:
 _CHUNK_CELLS = 4_000_000
 
 
+def _distinct_rows(totals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rows and their counts. Counts are small integers, so rows pack into one int64 key (a 1-D
+    unique is far faster than ``np.unique(axis=0)``); otherwise fall back to the general row unique."""
+    if np.all(totals == np.round(totals)) and totals.min() >= 0:
+        radix = totals.max(axis=0).astype(np.int64) + 1
+        if np.sum(np.log2(radix.astype(float))) < 62:
+            t = totals.astype(np.int64)
+            key = np.zeros(len(t), dtype=np.int64)
+            for j in range(t.shape[1]):  # loop over the few columns
+                key = key * radix[j] + t[:, j]
+            _, first, counts = np.unique(key, return_index=True, return_counts=True)
+            return totals[first], counts
+    return np.unique(totals, axis=0, return_counts=True)
+
+
 def resample_totals(totals: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
     """Sum of ``totals`` rows over ``n_boot`` resamples of its rows with replacement: shape (n_boot, m)."""
     totals = np.asarray(totals, dtype=float)
     c, m = totals.shape
     if c == 0:
         return np.zeros((n_boot, m))
-    profiles, counts = np.unique(totals, axis=0, return_counts=True)
+    profiles, counts = _distinct_rows(totals)
     if len(profiles) <= c // 2 or c <= 64:
         # Exact: the number of draws landing on each distinct profile is multinomial.
         n_per_profile = rng.multinomial(c, counts / c, size=n_boot)  # (n_boot, T)
@@ -233,14 +248,16 @@ def mcnemar_exact(correct_a, correct_b) -> McNemarResult:
     if ca.shape != cb.shape:
         raise ItemSetMismatch(f"paired arrays differ in length: {ca.size} vs {cb.size}",
                               differing=abs(ca.size - cb.size))
-    both = int(np.sum(ca & cb))
-    a_only = int(np.sum(ca & ~cb))
-    b_only = int(np.sum(~ca & cb))
-    neither = int(np.sum(~ca & ~cb))
-    if ca.size == 0:
+    return mcnemar_table(int(np.sum(ca & cb)), int(np.sum(ca & ~cb)), int(np.sum(~ca & cb)), int(np.sum(~ca & ~cb)))
+
+
+def mcnemar_table(both: int, a_only: int, b_only: int, neither: int) -> McNemarResult:
+    """Exact McNemar test from the 2x2 paired counts."""
+    n = both + a_only + b_only + neither
+    if n == 0:
         return McNemarResult(0, 0, 0, 0, 0, float("nan"))
     p = float(mcnemar([[both, a_only], [b_only, neither]], exact=True).pvalue)
-    return McNemarResult(int(ca.size), both, a_only, b_only, neither, p)
+    return McNemarResult(n, both, a_only, b_only, neither, p)
 
 
 def holm(pvalues, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
