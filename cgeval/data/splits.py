@@ -482,7 +482,9 @@ def build_arms(target: TargetSpec, splits: dict[int, SubsetSplit], settings: Spl
                     f"experiment {target.name!r}: related subsets {equal} have the target's composition"
                 )
             for c in comps:
-                uncovered = [ax for ax in target.related_axes if all(getattr(SUBSETS[n], ax) != getattr(c, ax) for n in named)]
+                uncovered = [
+                    ax for ax in target.related_axes if all(getattr(SUBSETS[n], ax) != getattr(c, ax) for n in named)
+                ]
                 if uncovered:
                     raise InvalidRelatedSet(
                         f"experiment {target.name!r}: related subsets {named} do not cover the target {c}'s "
