@@ -13,10 +13,11 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
-
 from ..data.records import LETTERS, Item
+from .media import ImageLoadError, load_item_images
 from .prompt import PromptTemplate, chat_messages
+
+__all__ = ["HFAdapter", "ImageLoadError", "LetterTokenError", "ModelLoadError", "letter_token_ids"]
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
@@ -25,41 +26,12 @@ class ModelLoadError(RuntimeError):
     """The model or its processor could not be loaded (no weights at the path, hub unreachable, wrong class)."""
 
 
-class ImageLoadError(RuntimeError):
-    """An item's image could not be opened or decoded."""
-
-    def __init__(self, item_id: str, path: str, reason: str):
-        super().__init__(f"item {item_id}: cannot load image {path}: {reason}")
-        self.item_id = item_id
-        self.path = path
-
-
 class LetterTokenError(ValueError):
     """The tokenizer has no single token for an option letter, so letter likelihoods are undefined."""
 
 
 def sha256_text(text: str | None) -> str | None:
     return None if text is None else hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def load_image(item: Item) -> Image.Image:
-    """The item's image as RGB (grey-scale CT / X-ray / MRI become three equal channels)."""
-    try:
-        with Image.open(item.image_path) as im:
-            return im.convert("RGB")
-    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as e:
-        raise ImageLoadError(item.item_id, item.image_path, f"{type(e).__name__}: {e}") from e
-
-
-def pad_to_square(image: Image.Image, fill: tuple[int, int, int]) -> Image.Image:
-    """LLaVA's ``expand2square`` (``image_aspect_ratio: pad``): centre the image on a square of ``fill``."""
-    w, h = image.size
-    if w == h:
-        return image
-    side = max(w, h)
-    out = Image.new(image.mode, (side, side), fill)
-    out.paste(image, ((side - w) // 2, (side - h) // 2))
-    return out
 
 
 def letter_token_ids(tokenizer, letters: Sequence[str] = LETTERS) -> dict[str, tuple[int, ...]]:
@@ -118,6 +90,7 @@ class HFAdapter:
         chat_template: str | None = None,
         pad_to_square: bool = False,
         processor_kwargs: dict | None = None,
+        image_workers: int = 4,
     ):
         import torch
         import transformers
@@ -140,6 +113,7 @@ class HFAdapter:
         self.prompt = PromptTemplate(**prompt) if prompt else PromptTemplate()
         self.pad_to_square = bool(pad_to_square)
         self.processor_kwargs = dict(processor_kwargs or {})
+        self.image_workers = int(image_workers)
         self.device_map = device_map
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -185,15 +159,12 @@ class HFAdapter:
         if self.chat_template is None:
             raise ModelLoadError(f"model {name!r}: the processor has no chat template; set chat_template in the config")
         self.letter_ids = letter_token_ids(self.tokenizer)
+        # LLaVA's expand2square fills with the vision tower's own mean colour (truncated, as the original does).
         mean = getattr(getattr(self.processor, "image_processor", None), "image_mean", None) or (0.5, 0.5, 0.5)
-        self.pad_fill = tuple(int(round(255 * m)) for m in mean)
+        self.pad_fill = tuple(int(255 * m) for m in mean)
         self._keeps_last_logits = "logits_to_keep" in _forward_params(self.model)
 
     # --- inputs -----------------------------------------------------------------------------------------
-
-    def _image(self, item: Item) -> Image.Image:
-        image = load_image(item)
-        return pad_to_square(image, self.pad_fill) if self.pad_to_square else image
 
     def prompt_text(self, item: Item) -> str:
         """The item's full prompt after the chat template (image placeholder not yet expanded)."""
@@ -202,7 +173,9 @@ class HFAdapter:
 
     def encode(self, batch: Sequence[Item]):
         texts = [self.prompt_text(it) for it in batch]
-        images = [self._image(it) for it in batch]
+        # RGB (grey-scale CT / X-ray / MRI become three equal channels), padded to a square on request;
+        # an unreadable image raises ImageLoadError naming the item.
+        images = load_item_images(batch, self.pad_to_square, workers=self.image_workers, fill=self.pad_fill)
         bos = self.tokenizer.bos_token
         # A template that writes BOS itself must not get a second one from the tokenizer.
         add_special = not (bos is not None and texts[0].startswith(bos))

@@ -1,0 +1,307 @@
+"""The transformers back end on tiny real-architecture models (LLaVA and Qwen2-VL), on the CPU."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from PIL import Image
+
+from cgeval.models.base import ModelAdapter
+from cgeval.models.factory import UnsupportedBackend, build_adapter
+from cgeval.models.hf import HFAdapter, ImageLoadError, LetterTokenError, ModelLoadError, letter_token_ids
+from cgeval.models.media import expand_to_square
+from cgeval.models.tiny import TINY_VERSION, UnknownTinyModel, ensure_tiny, tiny_model_dir
+from cgeval.run import score_batch
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+MODEL_CONFIGS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
+BASELINES = {"random", "prior"}
+TINY_CONFIGS = {"tiny_llava", "tiny_qwen2_vl"}
+
+
+def _compose_model(name: str, *overrides: str):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="config", overrides=[f"model={name}", *overrides])
+
+
+# --- batching never changes an answer ---------------------------------------------------------------------
+
+
+def test_batched_greedy_generation_equals_item_by_item(tiny, mixed_batch):
+    batched = tiny.generate(mixed_batch)
+    single = [tiny.generate([it])[0] for it in mixed_batch]
+    assert len(batched) == len(mixed_batch)
+    assert batched == single
+    assert all(isinstance(r, str) for r in batched) and any(batched)
+
+
+def test_batched_and_single_likelihoods_agree(tiny, mixed_batch):
+    batched = tiny.option_logprobs(mixed_batch)
+    single = [tiny.option_logprobs([it])[0] for it in mixed_batch]
+    for b, s in zip(batched, single):
+        assert b.keys() == s.keys()
+        for letter in b:
+            assert b[letter] == pytest.approx(s[letter], abs=1e-5)
+
+
+def test_batch_order_does_not_change_scores(tiny, mixed_batch):
+    forward = tiny.option_logprobs(mixed_batch)
+    backward = tiny.option_logprobs(mixed_batch[::-1])[::-1]
+    for f, b in zip(forward, backward):
+        assert all(f[l] == pytest.approx(b[l], abs=1e-5) for l in f)
+
+
+# --- likelihood scoring -----------------------------------------------------------------------------------
+
+
+def test_likelihood_scores_exactly_the_items_own_letters(tiny, mixed_batch):
+    assert {it.n_options for it in mixed_batch} >= {2, 4}  # 2- and 4-option items share one batch
+    scores = tiny.option_logprobs(mixed_batch)
+    for item, s in zip(mixed_batch, scores):
+        assert tuple(s) == item.letters
+        assert all(math.isfinite(v) and v < 0 for v in s.values())
+        # probabilities of distinct next tokens: their total cannot exceed 1
+        assert sum(math.exp(v) for v in s.values()) <= 1 + 1e-6
+
+
+def test_likelihood_mode_picks_the_best_option(tiny, mixed_batch):
+    rows = score_batch(tiny, mixed_batch, "likelihood")
+    for item, row in zip(mixed_batch, rows):
+        scores = row["option_scores"]
+        assert set(scores) == set(item.letters)
+        assert row["pred"] == max(scores, key=scores.get)
+        assert row["parse_rule"] == "likelihood"
+
+
+def test_letter_logprob_is_the_log_softmax_of_the_last_position(tiny, mixed_batch):
+    """Recompute one item's scores from a plain full forward pass (no logits_to_keep)."""
+    item = mixed_batch[0]
+    enc = tiny.encode([item])
+    with torch.inference_mode():
+        logits = tiny.model(**enc).logits[0, -1].float()
+    logp = torch.log_softmax(logits, dim=-1)
+    expected = {l: float(torch.logsumexp(logp[list(tiny.letter_ids[l])], 0)) for l in item.letters}
+    got = tiny.option_logprobs([item])[0]
+    assert got == pytest.approx(expected, abs=1e-5)
+
+
+def test_letter_tokens_are_single_tokens_spelling_the_letter(tiny):
+    for letter, ids in tiny.letter_ids.items():
+        assert ids and all(tiny.tokenizer.decode([i]).strip() == letter for i in ids)
+    all_ids = [i for ids in tiny.letter_ids.values() for i in ids]
+    assert len(all_ids) == len(set(all_ids))
+
+
+class _SentencePieceLike:
+    """Encodes like a Llama/Mistral SentencePiece tokenizer: a prefix space, and a lone '▁' before ' A'."""
+
+    vocab = {"▁": 1, "▁A": 2, "▁B": 3, "A": 4, "▁C": 5, "<0x44>": 6}  # no "D" piece: it falls back to bytes
+
+    def encode(self, text, add_special_tokens=False):
+        piece = self.vocab.get("▁" + text.strip())
+        pieces = [piece] if piece is not None else [1, 6, 6]
+        return [1, *pieces] if text.startswith(" ") else pieces
+
+    def decode(self, ids):
+        inv = {v: k for k, v in self.vocab.items()}
+        return "".join(inv[i] for i in ids).replace("▁", " ")
+
+
+def test_letter_token_ids_drops_a_lone_prefix_space_piece_and_deduplicates():
+    assert letter_token_ids(_SentencePieceLike(), "ABC") == {"A": (2,), "B": (3,), "C": (5,)}
+    with pytest.raises(LetterTokenError, match="'D'"):
+        letter_token_ids(_SentencePieceLike(), "ABCD")
+
+
+# --- images -----------------------------------------------------------------------------------------------
+
+
+def test_mixed_image_sizes_in_one_batch(tiny_adapters, mixed_batch):
+    sizes = set()
+    for it in mixed_batch:
+        with Image.open(it.image_path) as im:
+            sizes.add(im.size)
+    assert len(sizes) == len(mixed_batch)
+    qwen = tiny_adapters["tiny_qwen2_vl"]
+    grids = qwen.encode(mixed_batch)["image_grid_thw"].tolist()
+    assert len(grids) == len(mixed_batch) and len({tuple(g) for g in grids}) > 2  # per-image grids
+    llava = tiny_adapters["tiny_llava"]
+    assert llava.encode(mixed_batch)["pixel_values"].shape[0] == len(mixed_batch)
+
+
+def test_prompts_are_left_padded(tiny, mixed_batch):
+    enc = tiny.encode(mixed_batch)
+    mask = enc["attention_mask"]
+    assert bool(mask[:, -1].all())  # every row's last position is a real token
+    assert not bool(mask[:, 0].all())  # and the prompts do differ in length
+
+
+def test_unreadable_image_is_a_named_error_with_the_item_id(tiny, mixed_batch, tmp_path):
+    import dataclasses
+
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not a png")
+    item = dataclasses.replace(mixed_batch[0], image_path=str(bad))
+    with pytest.raises(ImageLoadError, match=item.item_id):
+        tiny.generate([mixed_batch[1], item])
+
+
+def test_pad_to_square_centres_the_image_on_the_mean_colour(tiny_cache, mixed_batch):
+    adapter = build_adapter(name="padded", path=str(tiny_model_dir("tiny_llava", tiny_cache)), pad_to_square=True)
+    mean = adapter.processor.image_processor.image_mean
+    assert adapter.pad_fill == tuple(int(255 * m) for m in mean)
+    wide = Image.new("RGB", (40, 10), (255, 0, 0))
+    square = expand_to_square(wide, adapter.pad_fill)
+    assert square.size == (40, 40)
+    assert square.getpixel((0, 0)) == adapter.pad_fill and square.getpixel((20, 20)) == (255, 0, 0)
+    item = next(it for it in mixed_batch if Image.open(it.image_path).size == (200, 64))
+    plain = build_adapter(name="plain", path=str(tiny_model_dir("tiny_llava", tiny_cache)))
+    assert not torch.equal(adapter.encode([item])["pixel_values"], plain.encode([item])["pixel_values"])
+    assert adapter.describe()["pad_to_square"] is True
+
+
+# --- loading, configuration, provenance -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(TINY_CONFIGS))
+def test_tiny_model_is_saved_and_loaded_back_through_from_pretrained(name, tiny_cache, tiny_adapters):
+    folder = tiny_model_dir(name, tiny_cache)
+    assert folder.name == f"{name}-v{TINY_VERSION}"
+    files = {p.name for p in folder.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "processor_config.json"} <= files
+    assert sum(p.stat().st_size for p in folder.iterdir()) < 1.5 * 2**20
+    adapter = tiny_adapters[name]
+    assert isinstance(adapter, HFAdapter) and isinstance(adapter, ModelAdapter)
+    assert adapter.describe()["path"] == str(folder)
+    assert ensure_tiny(name, tiny_cache) == folder  # cached: not rebuilt
+
+
+def test_tiny_builds_are_deterministic(tiny_cache, tmp_path):
+    again = ensure_tiny("tiny_llava", tmp_path)
+    for fname in ("model.safetensors", "tokenizer.json"):
+        a = (again / fname).read_bytes()
+        b = (tiny_model_dir("tiny_llava", tiny_cache) / fname).read_bytes()
+        assert hashlib.sha256(a).digest() == hashlib.sha256(b).digest(), fname
+
+
+def test_unknown_tiny_model_is_a_named_error(tmp_path):
+    with pytest.raises(UnknownTinyModel):
+        ensure_tiny("tiny_gpt", tmp_path)
+
+
+def test_describe_records_the_hashes(tiny):
+    d = tiny.describe()
+    assert d["backend"] == "hf" and d["trust_remote_code"] is False
+    assert d["chat_template_sha256"] == hashlib.sha256(tiny.processor.chat_template.encode()).hexdigest()[:16]
+    assert d["chat_template_source"] == "checkpoint"
+    assert d["prompt"]["default"] is True and len(d["prompt"]["sha256"]) == 16
+    assert d["dtype"] == "float32" and d["device"] == "cpu"
+    assert d["model_class"] in ("LlavaForConditionalGeneration", "Qwen2VLForConditionalGeneration")
+    assert set(d["letter_token_ids"]) == set("ABCD")
+
+
+def test_prompt_override_and_explicit_chat_template_are_used_and_recorded(tiny_cache, mixed_batch):
+    template = OmegaConf.load(CONF / "model" / "llava_med.yaml").chat_template
+    adapter = build_adapter(name="llava_med_style", path=str(tiny_model_dir("tiny_llava", tiny_cache)),
+                            chat_template=template, prompt={"template": "Q: {question}\n{options}", "system": "Be brief."})
+    item = mixed_batch[0]
+    text = adapter.prompt_text(item)
+    assert text.startswith("<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\n<image>\nQ: ")
+    assert text.endswith(" [/INST]") and item.options[0][1] in text
+    ids = adapter.encode([item])["input_ids"][0].tolist()
+    assert ids.count(adapter.tokenizer.bos_token_id) == 1  # the template's BOS, not a second one
+    d = adapter.describe()
+    assert d["chat_template_source"] == "config" and d["prompt"]["default"] is False
+    assert d["chat_template_sha256"] == hashlib.sha256(template.encode()).hexdigest()[:16]
+    assert len(adapter.generate([item])) == 1
+
+
+def test_sampling_is_seeded_and_recorded(tiny_cache, mixed_batch):
+    kw = dict(name="s", path=str(tiny_model_dir("tiny_qwen2_vl", tiny_cache)), do_sample=True, max_new_tokens=6)
+    a, b = build_adapter(**kw, seed=3), build_adapter(**kw, seed=3)
+    assert a.generate(mixed_batch[:2]) == b.generate(mixed_batch[:2])
+    assert a.describe()["do_sample"] is True and a.describe()["seed"] == 3
+
+
+def test_missing_weights_is_a_named_error_before_inference(tmp_path):
+    with pytest.raises(ModelLoadError, match="local path"):
+        HFAdapter(name="x", path=str(tmp_path / "nowhere"))
+    with pytest.raises(ModelLoadError, match="model_id"):
+        HFAdapter(name="x")
+
+
+def test_unknown_model_class_is_a_named_error(tiny_cache):
+    with pytest.raises(ModelLoadError, match="NoSuchModel"):
+        HFAdapter(name="x", path=str(tiny_model_dir("tiny_llava", tiny_cache)), model_class="NoSuchModel")
+
+
+def test_factory_rejects_backends_the_model_does_not_list(tiny_cache):
+    with pytest.raises(UnsupportedBackend, match="vllm"):
+        build_adapter(backend="vllm", backends=["hf"], name="x", path="unused")
+    with pytest.raises(UnsupportedBackend, match="tpu"):
+        build_adapter(backend="tpu", name="x")
+
+
+def test_factory_passes_only_the_chosen_backends_section(tiny_cache):
+    adapter = build_adapter(name="x", path=str(tiny_model_dir("tiny_llava", tiny_cache)), backends=["hf", "vllm"],
+                            hf={"max_new_tokens": 3}, vllm={"tensor_parallel_size": 8})
+    assert adapter.max_new_tokens == 3 and adapter.backends == ["hf", "vllm"]
+
+
+@pytest.mark.parametrize("name", MODEL_CONFIGS)
+def test_every_model_config_composes_with_the_keys_it_needs(name):
+    m = _compose_model(name).model
+    assert m.name == name and "_target_" in m
+    if name in BASELINES:
+        return
+    for key in ("model_id", "revision", "backend", "backends", "prompt", "max_new_tokens"):
+        assert key in m, f"{name}: no {key}"
+    assert m.backend in m.backends and set(m.backends) <= {"hf", "vllm", "openai"}
+    assert m.revision is None and m.prompt is None
+    OmegaConf.to_container(m, resolve=True)
+    if "hf" not in m.backends:
+        return
+    assert "path" in m and m.path is None and "dtype" in m
+    if name in TINY_CONFIGS:
+        assert m._target_ == "cgeval.models.tiny.load_tiny" and m.tiny == name
+    else:
+        import transformers
+
+        assert m._target_ == "cgeval.models.factory.build_adapter"
+        assert m.model_id and "/" in m.model_id and m.trust_remote_code is False
+        assert hasattr(transformers, m.hf.model_class), m.hf.model_class
+
+
+def test_the_models_users_ask_for_have_hf_configs():
+    wanted = {"llava_med", "llava_v1_5_7b", "qwen2_vl_7b", "qwen2_5_vl_7b", "lingshu_7b", "huatuogpt_vision_7b",
+              "medgemma_4b", "llama3_2_vision_11b", "internvl3_8b"}
+    assert wanted <= set(MODEL_CONFIGS)
+    assert all("hf" in _compose_model(n).model.backends for n in wanted)
+
+
+def test_llava_med_config_reproduces_the_original_preprocessing():
+    m = _compose_model("llava_med").model
+    assert m.model_id == "chaoyinshe/llava-med-v1.5-mistral-7b-hf" and m.pad_to_square is True
+    assert "[INST]" in m.chat_template and m.hf.model_class == "LlavaForConditionalGeneration"
+
+
+@pytest.mark.parametrize("name", sorted(TINY_CONFIGS))
+def test_tiny_configs_instantiate_through_hydra(name, tiny_cache, tiny_adapters, mixed_batch):
+    cfg = _compose_model(name, f"model.cache_dir={tiny_cache}")
+    adapter = instantiate(cfg.model)
+    assert isinstance(adapter, HFAdapter) and adapter.name == name
+    assert adapter.describe()["path"] == str(tiny_model_dir(name, tiny_cache))
+    item = mixed_batch[:1]
+    assert adapter.option_logprobs(item)[0] == pytest.approx(tiny_adapters[name].option_logprobs(item)[0], abs=1e-6)
+
+
+def test_model_backend_override_reaches_the_factory():
+    cfg = _compose_model("qwen2_vl_7b", "model.backend=vllm")
+    assert cfg.model.backend == "vllm" and cfg.model._target_ == "cgeval.models.factory.build_adapter"
