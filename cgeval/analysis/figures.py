@@ -74,8 +74,7 @@ def plot_heatmap(cells: pd.DataFrame, task: str, out_stem: Path, title: str = ""
     grid = np.full((len(mods), len(areas)), np.nan)
     with plt.rc_context(RC):
         fig, ax = plt.subplots(figsize=(ONE_COLUMN, max(1.4, 0.38 * len(mods) + 1.0)), layout="constrained")
-        cmap = plt.get_cmap("cividis").copy()
-        cmap.set_bad("white")
+        cmap = plt.get_cmap("cividis").with_extremes(bad="white")
         lookup = {(r.modality, r.area): r for r in sub.itertuples(index=False)}
         for i, m in enumerate(mods):
             for j, a in enumerate(areas):

@@ -45,7 +45,7 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     if path.stat().st_size == 0:
         raise PredictionsError(f"{path}: no prediction rows (empty file)")
     try:
-        df = pd.read_json(path, lines=True, dtype=False, convert_dates=False)
+        df = pd.read_json(path, lines=True, dtype=False)
     except ValueError:
         _raise_bad_line(path)
         raise

@@ -8,7 +8,7 @@ import pandas as pd
 
 from ..manifest import write_json_atomic, write_text_atomic
 from .figures import plot_composition_accuracy, plot_forest, plot_heatmaps, plot_letter_bias
-from .metrics import AXES, Run, bootstrap_summary, cross_table, load_run, metrics_dict, metrics_table
+from .metrics import AXES, Run, bootstrap_summary, cross_table, load_run, metrics_dict, metrics_table, prepare
 from .tables import composition_view, marginal_view, seen_unseen_view, to_markdown, write_table
 
 TABLE_COLUMNS = ["level", "group", "split", "shared_elements", "n", "accuracy", "ci_low", "ci_high",
