@@ -113,6 +113,7 @@ _NEG_AFTER = re.compile(
     re.I,
 )
 _CLAUSE_BREAK = re.compile(r"[.;!?\n,:()]|\bbut\b|\bhowever\b|\bwhereas\b|\bwhile\b|\bthough\b", re.I)
+_CLAUSE_START = re.compile(r"[.;!?\n。；！？]|\b(?:but|although|though|however|whereas|while)\b", re.I)
 _SPAN_END = re.compile(
     r"\n|[.;!?。；！？](?=\s|$)|\b(?:but|although|though|however|whereas|while|rather|instead|unlike|except|"
     r"not|because|since|as|given|due|which|where|than)\b",
@@ -133,8 +134,8 @@ _REFUSAL = re.compile(
 
 # --------------------------------------------------------------------------------------------- markers
 _ANS_SEP = r"(?P<sep>\s*(?:is|was|would\s+be|should\s+be|will\s+be|must\s+be|:|：|=|-|—|–)(?![A-Za-z]))"
-_BOXED = re.compile(r"\\boxed\s*\{(?P<inner>(?:[^{}]|\{[^{}]*\}){0,200})\}")
-_TEX_WRAP = re.compile(r"\\(?:text|textbf|mathrm|mathbf|mbox)\s*\{([^{}]*)\}")
+_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_TEX_COMMAND = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox|bf)\b\s*")
 _ANSWER_TAG = re.compile(r"<answer>(?P<inner>.*?)(?:</answer>|$)", re.S | re.I)
 _FINAL = re.compile(r"\bfinal\s+(?:answer|choice|option|diagnosis)(?:\s*\([^()\n]{0,20}\))?" + _ANS_SEP + "?", re.I)
 _ANSWER_PHRASE = re.compile(
@@ -146,13 +147,13 @@ _ANSWER_BARE = re.compile(r"\banswer\b(?P<sep>)(?=[\s*_`'\"(\[]*[A-Za-z](?![A-Za
 _CHINESE_PHRASE = re.compile(r"(?:正确答案|答案|正确选项|选项)\s*(?:应该|应|就|可能)?\s*(?P<sep>是|为|选|[:：])?\s*")
 _CHINESE_CHOOSE = re.compile(r"(?<!选)(?:我|应该|应|故|所以|因此)?\s*选(?:择)?(?!项)\s*(?P<sep>[:：])?\s*")
 _LETTER_IS_CORRECT = re.compile(
-    r"(?<![A-Za-z0-9_'’-])(?:(?i:option|choice|answer)\s+)?[(\[]?(?P<x>[A-Z])[)\]]?(?![A-Za-z0-9_-])"
+    r"(?<![A-Za-z0-9'’-])(?:(?i:option|choice|answer)\s+)?[(\[*_]*(?P<x>[A-Z])[)\]*_]*(?![A-Za-z0-9-])"
     r"(?:\s*\([^()\n]{0,60}\))?\s*,?\s+(?i:is|seems|appears|would\s+be|looks|should\s+be)\s+(?i:to\s+be\s+)?"
     r"(?i:the\s+)?(?i:correct|right|best|most\s+(?:likely|appropriate|accurate|consistent|plausible|suitable)|"
     r"answer|true|accurate)\b"
 )
 _CHOOSE = re.compile(
-    r"\b(?:i\s+(?:would\s+|will\s+|'d\s+|’d\s+|'ll\s+|’ll\s+)?(?:choose|select|pick|go\s+with|opt\s+for)|"
+    r"\b(?:i(?:\s+would|\s+will|\s+shall|['’]d|['’]ll)?\s+(?:choose|select|pick|go\s+with|opt\s+for)|"
     r"(?:my\s+)?(?:choice|selection|pick)\s+(?:is|would\s+be))(?P<sep>)\b\s*(?:option|choice)?",
     re.I,
 )
@@ -177,15 +178,15 @@ _TIER2 = [
 ]
 _TIER3 = [("commit_phrase", _COMMIT, True), ("conclusion", _CONCLUSION, True)]
 _FRAG_PREFIX = re.compile(
-    r"[\s*_`'\"“”‘’\[{<:：=\-—–>#]*"
+    r"[\s*_`'\"“”‘’「『【（\[{<:：=\-—–>#]*"
     r"(?:(?:probably|likely|most\s+likely|clearly|definitely|certainly|indeed|actually|simply|just|"
     r"therefore|thus|undoubtedly|obviously)\s*,?\s+)?"
     r"(?:(?:the\s+)?(?:option|choice|letter|answer)\s*(?:is\s*)?[:#]?\s*)?"
-    r"[\s*_`'\"“”‘’(\[{<]*",
+    r"[\s*_`'\"“”‘’「『【（(\[{<]*",
     re.I,
 )
 _LEADING = re.compile(
-    r"^[\s*_`'\"“”‘’(\[{<#>•·\-–—]*(?:(?:option|choice|letter|answer)\s*[:#.]?\s*)?[\s*_`'\"“”‘’(\[{<]*", re.I
+    r"^[\s*_`'\"“”‘’「『【（(\[{<#>•·\-–—]*(?:(?:option|choice|letter|answer)\s*[:#.]?\s*)?[\s*_`'\"“”‘’「『【（(\[{<]*", re.I
 )
 _HEDGE_CONJ = re.compile(
     r"\s*(?:,|/|&|\bor\b|\band\b|\bvs\.?|\bversus\b|\bto\b|和|或|、|，|及)\s*"
@@ -195,7 +196,7 @@ _HEDGE_CONJ = re.compile(
 _INSTRUCTION = re.compile(
     r"answer\s+with\s+the\s+option['’]?s\s+letter[^\n.]*\.?|please\s+(?:select|choose)[^\n.]*\.?", re.I
 )
-_UPPER_STANDALONE = re.compile(r"(?<![A-Za-z0-9_])[A-Z](?![A-Za-z0-9_])")
+_UPPER_STANDALONE = re.compile(r"(?<![A-Za-z0-9])[A-Z](?![A-Za-z0-9])")
 _TRAILING_LOWER = re.compile(r"(?:^|[\s:(\[*\"'`,])([b-h])[\s.)\]*\"'`!]*$")
 _JSON_KEYS = ("answer", "final_answer", "answer_letter", "choice", "option", "selected_option", "letter",
               "prediction", "label", "result", "output", "response")
@@ -219,7 +220,8 @@ def _text_pattern(label: str) -> re.Pattern | None:
     body = r"\s+".join(re.escape(w) for w in lab.split(" "))
     plural = r"(?:e?s)?" if lab[-1].isalpha() else ""
     left = r"(?<![\w-])" if (lab[0].isalnum() or lab[0] == "_") else ""
-    right = r"(?![\w-])" if (lab[-1].isalnum() or lab[-1] == "_") else ""
+    # "COVID-19" names the option "COVID"; "B-cell" and "Non-COVID" name no option "B" / "COVID".
+    right = r"(?:-\d+)?(?![\w-])" if (lab[-1].isalnum() or lab[-1] == "_") else ""
     return re.compile(left + body + plural + right, re.I)
 
 
@@ -298,7 +300,7 @@ def _bare_letter(text: str) -> str | None:
 
 
 def _is_ascii_alnum(ch: str) -> bool:
-    return ("a" <= ch <= "z") or ("A" <= ch <= "Z") or ("0" <= ch <= "9") or ch == "_"
+    return ("a" <= ch <= "z") or ("A" <= ch <= "Z") or ("0" <= ch <= "9")
 
 
 def _starts_with_text(s: str, pos: int, ctx: _Ctx, letter: str | None = None) -> str | None:
@@ -322,7 +324,7 @@ def _letter_token(s: str, p: int, ctx: _Ctx) -> tuple[str, int] | None:
         prev = s[p - 1]
         if _is_ascii_alnum(prev):
             return None
-        if prev in "'’" and p >= 2 and s[p - 2].isalpha():
+        if prev in "'’" and p >= 2 and _is_ascii_alnum(s[p - 2]):
             return None  # it's, don't
         if prev == "-" and p >= 2 and _is_ascii_alnum(s[p - 2]):
             return None  # non-B
@@ -441,6 +443,12 @@ def _resolve_at(s: str, pos: int, ctx: _Ctx, allow_text: bool, weak: bool) -> tu
     if not allow_text:
         return None
     span = _span(s, p)
+    if weak:
+        # A weak marker inside a hedge ("likely a cyst or possibly a tumor"): read the whole clause.
+        back = None
+        for back in _CLAUSE_START.finditer(s, max(0, pos - 300), pos):
+            pass
+        span = s[back.end() if back else max(0, pos - 300):pos] + " " + span
     if not span.strip():
         return None
     positive, _, _ = _scan_texts(span, ctx)
@@ -448,6 +456,19 @@ def _resolve_at(s: str, pos: int, ctx: _Ctx, allow_text: bool, weak: bool) -> tu
         return positive.pop(), "ok"
     if len(positive) > 1:
         return None, "hedge"
+    return None
+
+
+def _balanced(s: str, p: int, limit: int = 500) -> str | None:
+    """The text from ``p`` up to the brace that closes the one opened just before ``p``."""
+    depth = 1
+    for i in range(p, min(len(s), p + limit)):
+        if s[i] == "{":
+            depth += 1
+        elif s[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return s[p:i]
     return None
 
 
@@ -612,7 +633,9 @@ def _read(text: str, ctx: _Ctx, mode: str, depth: int) -> tuple[str | None, str]
     hits = []
     if depth < _MAX_DEPTH:
         for m in _BOXED.finditer(t):
-            hits.append((m.start(), "boxed", _TEX_WRAP.sub(r"\1", m.group("inner"))))
+            inner = _balanced(t, m.end())
+            if inner is not None:
+                hits.append((m.start(), "boxed", _TEX_COMMAND.sub("", inner)))
         for m in _ANSWER_TAG.finditer(t):
             hits.append((m.start(), "answer_tag", m.group("inner")))
     for m in _FINAL.finditer(t):
@@ -646,8 +669,8 @@ def _read(text: str, ctx: _Ctx, mode: str, depth: int) -> tuple[str | None, str]
     if r is not None:
         return r
 
-    # Tier 3: weaker commitments.
-    r = _tier(t, ctx, _TIER3, weak=True)
+    # Tier 3: weaker commitments; not read in what is left of an echo (the question stem, usually).
+    r = None if echoed else _tier(t, ctx, _TIER3, weak=True)
     if r is not None:
         return r
 
@@ -670,6 +693,8 @@ def _read(text: str, ctx: _Ctx, mode: str, depth: int) -> tuple[str | None, str]
 
     if _REFUSAL.search(t):
         return None, "refusal"
+    if echoed:  # a reply that repeats the options commits to none of them by naming them
+        return None, "option_echo"
 
     # Weak evidence: option texts and capital letters standing alone.
     by_text, _, masked = _scan_texts(t, ctx)
@@ -701,7 +726,7 @@ def _read(text: str, ctx: _Ctx, mode: str, depth: int) -> tuple[str | None, str]
         letter = _fuzzy(t, ctx)
         if letter is not None:
             return letter, "fuzzy_text"
-    return None, ("option_echo" if echoed else "no_answer")
+    return None, "no_answer"
 
 
 def extract_choice_with_rule(text: str | None, options: Options, mode: str = "strict") -> tuple[str | None, str]:
