@@ -9,7 +9,7 @@ import pandas as pd
 from ..manifest import write_json_atomic, write_text_atomic
 from .figures import plot_composition_accuracy, plot_forest, plot_heatmaps, plot_letter_bias
 from .metrics import AXES, Run, bootstrap_summary, cross_table, load_run, metrics_dict, metrics_table, prepare
-from .tables import composition_view, marginal_view, seen_unseen_view, to_markdown, write_table
+from .tables import composition_view, marginal_view, seen_unseen_view, write_table
 
 TABLE_COLUMNS = ["level", "group", "split", "shared_elements", "n", "accuracy", "ci_low", "ci_high",
                  "chance", "chance_corrected", "cc_low", "cc_high", "n_parse_fail", "parse_failure_rate", "note"]
@@ -43,8 +43,11 @@ def analyse_run(run: Run, n_boot: int = 1000, seed: int = 0, cluster: str = "ima
 
 
 def write_run_outputs(run: Run, out_dir: str | Path, title: str = "", n_boot: int = 1000, seed: int = 0,
-                      cluster: str = "image") -> dict:
-    """Write metrics.json, the tables (CSV/Markdown/LaTeX) and the figures of one run into ``out_dir``."""
+                      cluster: str = "image", all_figures: bool = True) -> dict:
+    """Write metrics.json, the tables (CSV/Markdown/LaTeX) and the figures of one run into ``out_dir``.
+
+    ``all_figures=False`` draws only the per-composition bars and the forest plot (rendering every heatmap
+    takes seconds; ``python -m cgeval.report`` draws them all)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     a = analyse_run(run, n_boot, seed, cluster)
@@ -65,17 +68,21 @@ def write_run_outputs(run: Run, out_dir: str | Path, title: str = "", n_boot: in
 
     figs = out / "figures"
     plot_composition_accuracy(table, out / "accuracy_by_composition", title=title)
-    plot_heatmaps(a["heatmap_cells"], figs)
     plot_forest(table, boot, figs / "forest_seen_unseen", title=run.label)
-    plot_letter_bias(run.predictions, figs / "letter_bias", title=f"Letter bias: {run.label}")
+    if all_figures:
+        plot_heatmaps(a["heatmap_cells"], figs)
+        plot_letter_bias(run.predictions, figs / "letter_bias", title=f"Letter bias: {run.label}")
     return a
 
 
 def write_report(run_dir: str | Path, title: str = "", n_boot: int = 1000, seed: int = 0,
                  cluster: str = "image") -> dict:
-    """Write metrics.json, tables and figures into ``run_dir``; return the metrics dict."""
+    """Write metrics.json, tables and the main figures into ``run_dir``; return the metrics dict.
+
+    Called by the pipeline at the end of every run, so it skips the slower figures (heatmaps, letter bias).
+    """
     run = load_run(run_dir)
-    return write_run_outputs(run, run_dir, title, n_boot, seed, cluster)["metrics"]
+    return write_run_outputs(run, run_dir, title, n_boot, seed, cluster, all_figures=False)["metrics"]
 
 
-__all__ = ["analyse_run", "write_report", "write_run_outputs", "to_markdown"]
+__all__ = ["analyse_run", "write_report", "write_run_outputs"]

@@ -1,7 +1,6 @@
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from cgeval.analysis.metrics import (MissingPredictions, PredictionsError, TruncatedPredictions, bootstrap_summary,
