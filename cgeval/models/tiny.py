@@ -209,6 +209,7 @@ def ensure_tiny(name: str, cache_dir: str | Path | None = None) -> Path:
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         TINY_BUILDERS[name](scratch)
+        scratch.chmod(0o755)  # mkdtemp makes it private; the cache may be shared
         try:
             os.rename(scratch, target)
         except OSError:
