@@ -114,6 +114,16 @@ _NEG_AFTER = re.compile(
 )
 _CLAUSE_BREAK = re.compile(r"[.;!?\n,:()]|\bbut\b|\bhowever\b|\bwhereas\b|\bwhile\b|\bthough\b", re.I)
 _CLAUSE_START = re.compile(r"[.;!?\n。；！？]|\b(?:but|although|though|however|whereas|while)\b", re.I)
+_ALTERNATIVE = re.compile(
+    r"\b(?:could|might|may|can)\s+also\s+be\b|\balternatively\b,?|\bor\s+(?:possibly|maybe|perhaps)\b|"
+    r"\b(?:also|equally)\s+(?:possible|likely)\b\s*(?:is|are|:)?|\bor\s+(?:it\s+)?(?:could|might|may)\s+be\b",
+    re.I,
+)
+_ALTERNATIVE_BEFORE = re.compile(
+    r"\b(?:is|are|would\s+be|seems|remains)\s+(?:also|equally|still)\s+(?:possible|likely|plausible|"
+    r"a\s+possibility|an\s+option|in\s+the\s+differential)", re.I)
+_EITHER = re.compile(r"(?:either|between|one\s+of)\b", re.I)
+_SENTENCE_END = re.compile(r"\n|[.;!?。；！？](?=\s|$)")
 _SPAN_END = re.compile(
     r"\n|[.;!?。；！？](?=\s|$)|\b(?:but|although|though|however|whereas|while|rather|instead|unlike|except|"
     r"not|because|since|as|given|due|which|where|than)\b",
@@ -428,6 +438,11 @@ def _span(s: str, p: int) -> str:
 def _resolve_at(s: str, pos: int, ctx: _Ctx, allow_text: bool, weak: bool) -> tuple[str | None, str] | None:
     """Read what follows an answer marker. None: nothing decided here; else (letter or None, status)."""
     p = _FRAG_PREFIX.match(s, pos).end()
+    m = _EITHER.match(s, p)
+    if m:  # "either B or C", "between a cyst and a tumor", "one of A, B"
+        end = _SENTENCE_END.search(s, m.end())
+        if len(_options_named(s[m.end(): end.start() if end else len(s)], ctx)) >= 2:
+            return None, "hedge"
     tok = _letter_token(s, p, ctx)
     if tok is not None:
         letter, q = tok
@@ -555,8 +570,35 @@ def _tier(s: str, ctx: _Ctx, patterns, weak: bool) -> tuple[str | None, str] | N
         if r is None:
             continue
         letter, status = r
+        if letter is not None and _alternative_after(s, end, letter, ctx):
+            return None, "hedge"  # "it might be B, but it could also be C"
         return (letter, name) if letter is not None else (None, status)
     return None
+
+
+def _alternative_after(s: str, pos: int, letter: str, ctx: _Ctx) -> bool:
+    """After a commitment, another option offered as an alternative ("could also be C", "or possibly C")."""
+    for m in _ALTERNATIVE.finditer(s, pos):
+        r = _resolve_at(s, m.end(), ctx, True, weak=False)
+        if r is not None and r[0] is not None and r[0] != letter:
+            return True
+    for m in _ALTERNATIVE_BEFORE.finditer(s, pos):  # "C is also possible"
+        back = None
+        for back in _CLAUSE_START.finditer(s, pos, m.start()):
+            pass
+        if _options_named(s[back.end() if back else pos: m.start()], ctx) - {letter}:
+            return True
+    return False
+
+
+def _options_named(seg: str, ctx: _Ctx) -> set[str]:
+    """Option letters standing alone (either case) and option texts named in ``seg``."""
+    found, _, masked = _scan_texts(seg, ctx)
+    for m in re.finditer(r"(?<![A-Za-z0-9])[A-Za-z](?![A-Za-z0-9])", masked):
+        tok = _letter_token(masked, m.start(), ctx)
+        if tok is not None and _in_range(tok[0], ctx):
+            found.add(tok[0])
+    return found
 
 
 def _fuzzy(s: str, ctx: _Ctx) -> str | None:
@@ -719,6 +761,8 @@ def _read(text: str, ctx: _Ctx, mode: str, depth: int) -> tuple[str | None, str]
 
     m = _TRAILING_LOWER.search(t)
     if m:
+        if re.search(r"(?:\bor\b|\band\b|/|,|&)[\s(\[*\"'`]*$", t[: m.start(1)], re.I):
+            return None, "hedge"
         letter = m.group(1).upper()
         return (letter, "trailing_letter") if letter in ctx.opts else (None, "letter_not_an_option")
 
