@@ -54,14 +54,32 @@ class ScoringConfig:
 
 
 @dataclass(frozen=True)
+class ShardConfig:
+    """Shard ``index`` of ``count``: a deterministic share of the items (by a hash of the item id)."""
+
+    index: int = 0
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if self.count < 1 or not 0 <= self.index < self.count:
+            raise ConfigError(f"shard.index must be in [0, shard.count), got {self.index} of {self.count}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.count > 1
+
+
+@dataclass(frozen=True)
 class RunConfig:
     data: DataConfig
     experiment: ExperimentConfig
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     seed: int = 0
-    batch_size: int = 8
+    batch_size: int | None = None  # None: the adapter's preferred_batch_size (8 if it states none)
     output_dir: str = "results/run"
     progress: bool = True
+    resume: bool = True  # reuse finished predictions found in output_dir (same cache key only)
+    shard: ShardConfig = field(default_factory=ShardConfig)
 
 
 def _build(cls: type, d: dict[str, Any], where: str):
@@ -75,14 +93,16 @@ def _build(cls: type, d: dict[str, Any], where: str):
 def run_config_from_hydra(cfg: DictConfig, output_dir: str) -> RunConfig:
     c = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(c, dict)
-    if c.get("batch_size", 1) < 1:
-        raise ConfigError(f"batch_size must be >= 1, got {c['batch_size']}")
+    if c.get("batch_size") is not None and int(c["batch_size"]) < 1:
+        raise ConfigError(f"batch_size must be >= 1 or null, got {c['batch_size']}")
     return RunConfig(
         data=_build(DataConfig, c["data"], "data"),
         experiment=_build(ExperimentConfig, c["experiment"], "experiment"),
         scoring=_build(ScoringConfig, c.get("scoring", {}), "scoring"),
         seed=int(c.get("seed", 0)),
-        batch_size=int(c.get("batch_size", 8)),
+        batch_size=None if c.get("batch_size") is None else int(c["batch_size"]),
         output_dir=output_dir,
         progress=bool(c.get("progress", True)),
+        resume=bool(c.get("resume", True)),
+        shard=_build(ShardConfig, c.get("shard") or {}, "shard"),
     )

@@ -1,9 +1,22 @@
-"""The evaluation pipeline as plain functions: load -> label seen/unseen -> ask the model -> score -> report."""
+"""The evaluation pipeline as plain functions: load -> label seen/unseen -> ask the model -> score -> report.
+
+Predictions are appended per batch and flushed, so a crash loses at most the batch in flight. Re-running
+into the same output folder reuses every finished item whose cache key (model identity and revision,
+back end, prompt template, scoring mode, decoding settings, item content) still matches; other rows are
+kept aside in ``predictions.stale-N.jsonl``, never reused and never deleted.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
+import os
+import re
 import time
+import traceback
+import zlib
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -11,18 +24,110 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .analysis.report import write_report
-from .config import RunConfig
+from .config import RunConfig, ShardConfig
 from .data.compositions import HeldOut
 from .data.loader import LoadReport, items_hash, load_medmat
 from .data.records import Item
-from .manifest import environment, write_json_atomic
-from .models.base import FitsOnSeen, ModelAdapter
+from .manifest import environment, write_json_atomic, write_text_atomic
+from .models.base import FitsOnSeen, ModelAdapter, UnsupportedScoring
 from .scoring import extract_choice_with_rule
+
+PREDICTIONS_SCHEMA = 1
+DEFAULT_BATCH_SIZE = 8
+# Keys of the resolved config that do not change any answer (excluded from the config hash).
+_VOLATILE_CONFIG_KEYS = ("shard", "progress", "resume", "hydra")
 
 
 def batches(items: Sequence[Item], size: int) -> Iterator[list[Item]]:
     for start in range(0, len(items), size):
         yield list(items[start : start + size])
+
+
+def item_sort_key(item_id: str) -> tuple:
+    """Natural order of item ids ("S03-2" before "S03-10"): the canonical order of every predictions file."""
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", item_id))
+
+
+def in_shard(item_id: str, shard: ShardConfig) -> bool:
+    return zlib.crc32(item_id.encode()) % shard.count == shard.index
+
+
+def run_key(model: ModelAdapter, mode: str) -> str:
+    """Everything about the model side that determines an answer."""
+    blob = json.dumps({"model": model.describe(), "name": model.name, "scoring": mode, "schema": PREDICTIONS_SCHEMA},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def item_key(rkey: str, item: Item) -> str:
+    blob = json.dumps([rkey, item.item_id, item.image, item.prompt, item.options], ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def config_hash(resolved_config: dict | None) -> str | None:
+    if resolved_config is None:
+        return None
+    kept = {k: v for k, v in resolved_config.items() if k not in _VOLATILE_CONFIG_KEYS}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def predictions_name(shard: ShardConfig) -> str:
+    return f"predictions.shard-{shard.index:03d}-of-{shard.count:03d}.jsonl" if shard.enabled else "predictions.jsonl"
+
+
+def manifest_name(shard: ShardConfig) -> str:
+    return f"manifest.shard-{shard.index:03d}-of-{shard.count:03d}.json" if shard.enabled else "manifest.json"
+
+
+def read_rows(path: Path) -> tuple[list[dict], int]:
+    """Rows of a predictions file, and how many lines could not be read (a line cut short by a crash)."""
+    rows, bad = [], 0
+    with path.open("rb") as f:
+        for raw in f:
+            try:
+                row = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                bad += 1
+                continue
+            if isinstance(row, dict):
+                rows.append(row)
+            else:
+                bad += 1
+    return rows, bad
+
+
+def collect_cache(out: Path, keys: dict[str, str]) -> tuple[dict[str, dict], Counter]:
+    """Finished rows in ``out`` (any predictions file, any shard layout) whose cache key matches."""
+    stats: Counter = Counter()
+    cache: dict[str, dict] = {}
+    for path in sorted(out.glob("predictions*.jsonl")):
+        if ".stale-" in path.name:
+            continue
+        rows, bad = read_rows(path)
+        stats["unreadable_lines"] += bad
+        for row in rows:
+            iid = row.get("item_id")
+            if iid in keys and row.get("cache_key") == keys[iid]:
+                cache.setdefault(iid, row)
+            elif iid in keys:
+                stats["stale"] += 1
+    stats["reused"] = len(cache)
+    return cache, stats
+
+
+def _keep_stale(path: Path, reusable: set[str], keys: dict[str, str]) -> str | None:
+    """Move a predictions file aside if it holds rows that will not be reused; return the new name."""
+    if not path.exists():
+        return None
+    rows, bad = read_rows(path)
+    if not bad and all(r.get("item_id") in reusable and r.get("cache_key") == keys.get(r.get("item_id"))
+                       for r in rows):
+        return None
+    n = 1
+    while (aside := path.with_name(f"{path.stem}.stale-{n}.jsonl")).exists():
+        n += 1
+    os.replace(path, aside)
+    return aside.name
 
 
 def score_batch(model: ModelAdapter, batch: list[Item], mode: str) -> list[dict]:
@@ -44,12 +149,16 @@ def score_batch(model: ModelAdapter, batch: list[Item], mode: str) -> list[dict]
         own = {l: float(s[l]) for l in item.letters if l in s}
         if len(own) != item.n_options:
             raise RuntimeError(f"{model.name} gave no score for some of {item.item_id}'s options: {sorted(s)}")
-        pred = max(item.letters, key=lambda l: own[l])
-        out.append({"response": None, "pred": pred, "parse_rule": "likelihood", "option_scores": own})
+        # A letter the back end could not score (-inf / NaN) is written as null and listed, never as a number.
+        finite = {l: v for l, v in own.items() if math.isfinite(v)}
+        pred = max(finite, key=lambda l: finite[l]) if finite else None
+        out.append({"response": None, "pred": pred, "parse_rule": "likelihood" if finite else "no_finite_score",
+                    "option_scores": {l: finite.get(l) for l in item.letters},
+                    "unscored_options": sorted(set(own) - set(finite)) or None})
     return out
 
 
-def prediction_row(item: Item, split: str, shared: int, scored: dict) -> dict:
+def prediction_row(item: Item, split: str, shared: int, scored: dict, key: str) -> dict:
     return {
         "item_id": item.item_id,
         "subset": item.subset,
@@ -66,13 +175,56 @@ def prediction_row(item: Item, split: str, shared: int, scored: dict) -> dict:
         "correct": scored["pred"] == item.gold,
         "parse_rule": scored["parse_rule"],
         "option_scores": scored["option_scores"],
+        "unscored_options": scored.get("unscored_options"),
         "answer_text": item.answer_text,
         "image": item.image,
+        "cache_key": key,
     }
 
 
-def run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None = None) -> dict:
-    """Run one experiment end to end; every output lands in ``cfg.output_dir``. Returns metrics."""
+class _Errors:
+    """Inference errors, by exception type, with a few examples. The items are retried on resume."""
+
+    def __init__(self) -> None:
+        self.counts: Counter = Counter()
+        self.examples: list[dict] = []
+
+    def add(self, item: Item, exc: Exception) -> None:
+        self.counts[type(exc).__name__] += 1
+        if len(self.examples) < 10:
+            self.examples.append({"item_id": item.item_id, "error": f"{type(exc).__name__}: {exc}",
+                                  "traceback": traceback.format_exc(limit=5)})
+
+    def to_dict(self) -> dict:
+        return {"n": sum(self.counts.values()), "by_type": dict(self.counts), "examples": self.examples}
+
+
+def _score_isolating(model: ModelAdapter, batch: list[Item], mode: str, errors: _Errors) -> list[tuple[Item, dict]]:
+    """Score a batch; if it fails, score its items one by one so one bad item cannot sink the others."""
+    try:
+        return list(zip(batch, score_batch(model, batch, mode)))
+    except UnsupportedScoring:
+        raise  # a configuration problem, the same for every item: stop the run
+    except Exception as exc:  # noqa: BLE001 - recorded per item, reported, retried on resume
+        if len(batch) == 1:
+            errors.add(batch[0], exc)
+            return []
+    done = []
+    for item in batch:
+        try:
+            done.extend(zip([item], score_batch(model, [item], mode)))
+        except UnsupportedScoring:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            errors.add(item, exc)
+    return done
+
+
+def run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None = None) -> dict | None:
+    """Run one experiment (or one shard of it); every output lands in ``cfg.output_dir``.
+
+    Returns the metrics, or None for a shard (merge the shards with `cgeval.merge`).
+    """
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -86,40 +238,76 @@ def run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None = None
     seen = [it for it in items if labels[it.item_id][0] == "seen"]
     if isinstance(model, FitsOnSeen):
         model.fit(seen)
+    mine = [it for it in items if in_shard(it.item_id, cfg.shard)] if cfg.shard.enabled else list(items)
+
+    batch_size = cfg.batch_size or int(getattr(model, "preferred_batch_size", DEFAULT_BATCH_SIZE))
+    rkey = run_key(model, cfg.scoring.mode)
+    keys = {it.item_id: item_key(rkey, it) for it in mine}
+    cache, cache_stats = collect_cache(out, keys) if cfg.resume else ({}, Counter())
+    pred_path = out / predictions_name(cfg.shard)
+    stale_file = _keep_stale(pred_path, set(cache), keys)
+    todo = sorted((it for it in mine if it.item_id not in cache), key=lambda it: (len(it.prompt), item_sort_key(it.item_id)))
 
     manifest = {
         "status": "running",
+        "predictions_schema": PREDICTIONS_SCHEMA,
         "experiment": asdict(cfg.experiment),
         "heldout_subsets": list(heldout.subsets),
         "heldout_compositions": [str(c) for c in heldout.compositions],
         "model": {"name": model.name, **model.describe()},
         "scoring": asdict(cfg.scoring),
         "seed": cfg.seed,
-        "batch_size": cfg.batch_size,
+        "batch_size": batch_size,
+        "shard": asdict(cfg.shard),
+        "run_key": rkey,
+        "config_hash": config_hash(resolved_config),
         "data": {"root": report.root, "source": d.source, "items_hash": items_hash(items),
-                 "n_items": len(items), "n_seen": len(seen), "n_unseen": len(items) - len(seen)},
+                 "n_items": len(items), "n_seen": len(seen), "n_unseen": len(items) - len(seen),
+                 "n_items_this_shard": len(mine)},
+        "resume": {"reused": len(cache), "stale_rows": cache_stats["stale"],
+                   "unreadable_lines": cache_stats["unreadable_lines"], "stale_file": stale_file,
+                   "to_score": len(todo)},
         "load_report": report.to_dict(),
         "environment": environment(),
         "config": resolved_config,
     }
-    write_json_atomic(out / "manifest.json", manifest)
+    write_json_atomic(out / manifest_name(cfg.shard), manifest)
 
-    pred_path = out / "predictions.jsonl"
-    with pred_path.open("w", encoding="utf-8") as f:
-        bar = tqdm(total=len(items), desc=f"{model.name} [{cfg.scoring.mode}]", unit="q",
+    # Start the file with the reused rows, then append each scored batch and flush it to disk.
+    write_text_atomic(pred_path, "".join(json.dumps(cache[it.item_id], ensure_ascii=False) + "\n"
+                                         for it in mine if it.item_id in cache))
+    errors = _Errors()
+    with pred_path.open("a", encoding="utf-8") as f:
+        bar = tqdm(total=len(mine), initial=len(cache), desc=f"{model.name} [{cfg.scoring.mode}]", unit="q",
                    disable=not cfg.progress, dynamic_ncols=True)
-        for batch in batches(items, cfg.batch_size):
-            for item, scored in zip(batch, score_batch(model, batch, cfg.scoring.mode)):
+        for batch in batches(todo, batch_size):
+            for item, scored in _score_isolating(model, batch, cfg.scoring.mode, errors):
                 split, shared = labels[item.item_id]
-                f.write(json.dumps(prediction_row(item, split, shared, scored), ensure_ascii=False) + "\n")
+                row = prediction_row(item, split, shared, scored, keys[item.item_id])
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
             f.flush()
+            os.fsync(f.fileno())
             bar.update(len(batch))
         bar.close()
 
+    # Canonical order, so that a resumed or merged run is byte-identical to an uninterrupted one.
+    rows, _ = read_rows(pred_path)
+    rows.sort(key=lambda r: item_sort_key(r["item_id"]))
+    write_text_atomic(pred_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+    manifest.update(status="complete" if not errors.counts else "incomplete",
+                    elapsed_s=round(time.time() - started, 3), inference_errors=errors.to_dict(),
+                    n_predictions=len(rows))
+    write_json_atomic(out / manifest_name(cfg.shard), manifest)
+    if errors.counts and not rows:
+        raise RuntimeError(f"every item failed; first error:\n{errors.examples[0]['traceback']}")
+    if cfg.shard.enabled:
+        print(f"cgeval: shard {cfg.shard.index} of {cfg.shard.count} done: {len(rows)} predictions in {pred_path}"
+              f"{'; ' + str(errors.to_dict()['n']) + ' inference errors (re-run to retry)' if errors.counts else ''}."
+              f"\nWhen every shard is done: python -m cgeval.merge {out}")
+        return None
     metrics = write_report(out, title=f"{cfg.experiment.name} / {model.name} / {cfg.scoring.mode}")
-    manifest.update(status="complete", elapsed_s=round(time.time() - started, 3))
-    write_json_atomic(out / "manifest.json", manifest)
-    print(format_summary(out, metrics, report, model.name, cfg))
+    print(format_summary(out, metrics, report, model.name, cfg, manifest))
     return metrics
 
 
@@ -127,30 +315,46 @@ def _pct(x: float | None) -> str:
     return "  n/a" if x is None else f"{100 * x:5.1f}"
 
 
-def format_summary(out: Path, metrics: dict, report: LoadReport, model_name: str, cfg: RunConfig) -> str:
+def format_summary(out: Path, metrics: dict, report: LoadReport | dict, model_name: str, cfg: RunConfig,
+                   manifest: dict) -> str:
+    rep = report.to_dict() if isinstance(report, LoadReport) else report
     lines = [
         "",
         f"cgeval: {cfg.experiment.name} | model {model_name} | scoring {cfg.scoring.mode} | seed {cfg.seed}",
-        f"data    {report.root} ({report.source}): {report.n_records} records in {len(report.files)} files, "
-        f"{report.n_items} evaluated, {report.n_skipped} skipped",
+        f"data    {rep['root']} ({rep['source']}): {rep['n_records']} records in {len(rep['files'])} files, "
+        f"{rep['n_items']} evaluated, {rep['n_skipped']} skipped",
     ]
-    for reason, n in sorted(report.skipped.items()):
+    for reason, n in sorted(rep["skipped"].items()):
         lines.append(f"  skipped {n:6d}  {reason}")
-    for folder, n in sorted(report.missing_image_folders.items())[:5]:
+    for folder, n in sorted(rep["missing_image_folders"].items())[:5]:
         lines.append(f"  missing image folder {folder} ({n} items)")
-    if report.missing_requested:
-        lines.append(f"  requested but absent: {report.missing_requested}")
-    for reason, n in sorted(report.warnings.items()):
+    if rep["missing_requested"]:
+        lines.append(f"  requested but absent: {rep['missing_requested']}")
+    for reason, n in sorted(rep["warnings"].items()):
         lines.append(f"  warning {n:6d}  {reason}")
+    res = manifest.get("resume", {})
+    if res.get("reused") or res.get("stale_rows"):
+        lines.append(f"resume  reused {res['reused']} finished predictions; {res.get('stale_rows', 0)} stale rows not reused"
+                     + (f" (kept in {res['stale_file']})" if res.get("stale_file") else ""))
+    errs = manifest.get("inference_errors", {})
+    if errs.get("n"):
+        lines.append(f"errors  {errs['n']} items failed at inference {errs['by_type']}: not scored, "
+                     "retried when the same command is run again")
     lines.append(f"{'':28s} {'n':>6s} {'acc %':>6s} {'95% CI':>13s} {'parse fail %':>13s}")
     rows = [("overall", metrics["overall"]["all"])]
     rows += [(f"split={k}", v) for k, v in metrics.get("split", {}).items()]
     rows += [(f"  {k}", v) for k, v in metrics.get("composition", {}).items()]
     for name, m in rows:
+        if not m.get("n"):
+            lines.append(f"{name[:28]:28s} {0:6d}   n/a")
+            continue
         ci = f"[{_pct(m['ci_low'])},{_pct(m['ci_high'])}]"
         lines.append(f"{name[:28]:28s} {m['n']:6d} {_pct(m['accuracy'])} {ci:>13s} {_pct(m['parse_failure_rate']):>13s}")
-    if "gap_seen_minus_unseen" in metrics:
-        lines.append(f"seen - unseen gap: {100 * metrics['gap_seen_minus_unseen']:+.1f} points")
+    gap = metrics.get("gap_seen_minus_unseen")
+    if isinstance(gap, dict):
+        gap = gap.get("estimate")
+    if isinstance(gap, (int, float)):
+        lines.append(f"seen - unseen gap: {100 * gap:+.1f} points")
     lines.append(f"outputs in {out}: predictions.jsonl metrics.json table.csv table.md "
                  "accuracy_by_composition.png/.pdf manifest.json")
     return "\n".join(lines)

@@ -51,7 +51,9 @@ def plot_composition_accuracy(table: pd.DataFrame, out_stem: Path, title: str = 
         y = np.arange(len(comp))
         colours = [SPLIT_COLOURS.get(s, "#999999") for s in comp["split"]]
         acc = comp["accuracy"].fillna(0) * 100
+        # Clipped at 0: at accuracy 0 or 1 the Wilson bound can differ from it by a rounding error.
         err = np.vstack([(comp["accuracy"] - comp["ci_low"]).fillna(0), (comp["ci_high"] - comp["accuracy"]).fillna(0)])
+        err = np.clip(err, 0, None)
         ax.barh(y, acc, xerr=err * 100, color=colours, ecolor="#333333", capsize=2, height=0.7)
         ax.scatter(comp["chance"] * 100, y, marker="|", s=100, color="black", zorder=3)
         labels = [f"{g} (n={n})" if n else f"{g} (n/a: no items)" for g, n in zip(comp["group"], comp["n"])]
@@ -186,6 +188,7 @@ def plot_grouped_bars(acc: pd.DataFrame, out_stem: Path, title: str = "", two_co
             vals = np.where(has, sub["accuracy"].to_numpy(dtype=float) * 100, 0)
             err = np.vstack([np.where(has, vals - sub["ci_low"].to_numpy(dtype=float) * 100, 0),
                              np.where(has, sub["ci_high"].to_numpy(dtype=float) * 100 - vals, 0)])
+            err = np.clip(err, 0, None)
             colour = OKABE_ITO[j % len(OKABE_ITO)]
             ax.bar(x, vals, width=width * 0.95, color=colour, yerr=err, ecolor="#333333", capsize=1.5,
                    label=run, error_kw={"lw": 0.6})

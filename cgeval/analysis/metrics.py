@@ -118,7 +118,8 @@ def load_run(run_dir: str | Path, label: str | None = None) -> Run:
     manifest_path = run_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
     df = read_predictions(run_dir / "predictions.jsonl")
-    expected_n = (manifest.get("data") or {}).get("n_items")
+    # A run with inference errors scored fewer items than it loaded; the manifest says how many rows it wrote.
+    expected_n = manifest.get("n_predictions", (manifest.get("data") or {}).get("n_items"))
     if expected_n is not None and len(df) != int(expected_n):
         raise TruncatedPredictions(f"{run_dir / 'predictions.jsonl'}: {len(df)} rows but the manifest says the run "
                                    f"evaluated {expected_n} items; the file is truncated or from another run")

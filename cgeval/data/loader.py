@@ -178,8 +178,9 @@ def _resolve_image(root: Path, rel: str) -> Path | None:
 
 
 def _image_folder(rel: str) -> str:
+    """The dataset folder an image lives in (``med-mat/<DatasetFolder>``), or its parent folder if shallower."""
     parts = Path(rel).parts
-    return "/".join(parts[:2]) if len(parts) > 2 else parts[0]
+    return "/".join(parts[:2]) if len(parts) > 2 else ("/".join(parts[:-1]) or ".")
 
 
 def _image_ok(path: Path) -> bool:

@@ -243,6 +243,7 @@ class OpenAIAdapter:
         self.pad_to_square = pad_to_square
         self.seed = seed
         self.max_concurrency = max_concurrency
+        self.preferred_batch_size = 4 * max_concurrency  # keeps every connection busy between flushes
         self.timeout = timeout
         self.max_retries = max_retries
         self.retry_base_delay = retry_base_delay

@@ -143,6 +143,9 @@ class VLLMAdapter:
     accepted, ignored and listed under ``ignored_config`` in `describe`.
     """
 
+    # vLLM schedules a large request list itself; the harness still flushes predictions after each call.
+    preferred_batch_size = 1024
+
     def __init__(
         self,
         name: str,
