@@ -123,12 +123,13 @@ def test_letter_token_ids_drops_a_lone_prefix_space_piece_and_deduplicates():
 # --- images -----------------------------------------------------------------------------------------------
 
 
+def _size(path: str) -> tuple[int, int]:
+    with Image.open(path) as im:
+        return im.size
+
+
 def test_mixed_image_sizes_in_one_batch(tiny_adapters, mixed_batch):
-    sizes = set()
-    for it in mixed_batch:
-        with Image.open(it.image_path) as im:
-            sizes.add(im.size)
-    assert len(sizes) == len(mixed_batch)
+    assert len({_size(it.image_path) for it in mixed_batch}) == len(mixed_batch)
     qwen = tiny_adapters["tiny_qwen2_vl"]
     grids = qwen.encode(mixed_batch)["image_grid_thw"].tolist()
     assert len(grids) == len(mixed_batch) and len({tuple(g) for g in grids}) > 2  # per-image grids
@@ -161,7 +162,7 @@ def test_pad_to_square_centres_the_image_on_the_mean_colour(tiny_cache, mixed_ba
     square = expand_to_square(wide, adapter.pad_fill)
     assert square.size == (40, 40)
     assert square.getpixel((0, 0)) == adapter.pad_fill and square.getpixel((20, 20)) == (255, 0, 0)
-    item = next(it for it in mixed_batch if Image.open(it.image_path).size == (200, 64))
+    item = next(it for it in mixed_batch if _size(it.image_path) == (200, 64))
     plain = build_adapter(name="plain", path=str(tiny_model_dir("tiny_llava", tiny_cache)))
     assert not torch.equal(adapter.encode([item])["pixel_values"], plain.encode([item])["pixel_values"])
     assert adapter.describe()["pad_to_square"] is True
