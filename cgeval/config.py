@@ -47,10 +47,14 @@ class ExperimentConfig:
 @dataclass(frozen=True)
 class ScoringConfig:
     mode: str = "generate"
+    extract: str = "strict"  # strict | lenient (adds fuzzy option-text matching); generate mode only
+    circular: bool = False  # ask every rotation of the options; correct only if every rotation is
 
     def __post_init__(self) -> None:
         if self.mode not in SCORING_MODES:
             raise ConfigError(f"scoring.mode must be one of {SCORING_MODES}, got {self.mode!r}")
+        if self.extract not in ("strict", "lenient"):
+            raise ConfigError(f"scoring.extract must be 'strict' or 'lenient', got {self.extract!r}")
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from .data.loader import LoadReport, items_hash, load_medmat
 from .data.records import Item
 from .manifest import environment, write_json_atomic, write_text_atomic
 from .models.base import FitsOnSeen, ModelAdapter, UnsupportedScoring
-from .scoring import extract_choice_with_rule
+from .scoring import aggregate_circular, base_item_id, expand_rotations, extract_choice_with_rule, letter_bias
 
 PREDICTIONS_SCHEMA = 1
 DEFAULT_BATCH_SIZE = 8
@@ -49,7 +49,7 @@ def item_sort_key(item_id: str) -> tuple:
 
 
 def in_shard(item_id: str, shard: ShardConfig) -> bool:
-    return zlib.crc32(item_id.encode()) % shard.count == shard.index
+    return zlib.crc32(base_item_id(item_id).encode()) % shard.count == shard.index
 
 
 def run_key(model: ModelAdapter, mode: str) -> str:
@@ -71,8 +71,9 @@ def config_hash(resolved_config: dict | None) -> str | None:
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def predictions_name(shard: ShardConfig) -> str:
-    return f"predictions.shard-{shard.index:03d}-of-{shard.count:03d}.jsonl" if shard.enabled else "predictions.jsonl"
+def predictions_name(shard: ShardConfig, rotations: bool = False) -> str:
+    stem = "predictions.rotations" if rotations else "predictions"
+    return f"{stem}.shard-{shard.index:03d}-of-{shard.count:03d}.jsonl" if shard.enabled else f"{stem}.jsonl"
 
 
 def manifest_name(shard: ShardConfig) -> str:
@@ -130,7 +131,7 @@ def _keep_stale(path: Path, reusable: set[str], keys: dict[str, str]) -> str | N
     return aside.name
 
 
-def score_batch(model: ModelAdapter, batch: list[Item], mode: str) -> list[dict]:
+def score_batch(model: ModelAdapter, batch: list[Item], mode: str, extract: str = "strict") -> list[dict]:
     """Ask the model about one batch; return the scoring part of each prediction row."""
     if mode == "generate":
         replies = model.generate(batch)
@@ -138,7 +139,7 @@ def score_batch(model: ModelAdapter, batch: list[Item], mode: str) -> list[dict]
             raise RuntimeError(f"{model.name} returned {len(replies)} replies for {len(batch)} items")
         out = []
         for item, reply in zip(batch, replies):
-            pred, rule = extract_choice_with_rule(reply, item.options)
+            pred, rule = extract_choice_with_rule(reply, item.options, mode=extract)
             out.append({"response": reply, "pred": pred, "parse_rule": rule, "option_scores": None})
         return out
     scores = model.option_logprobs(batch)
@@ -159,7 +160,7 @@ def score_batch(model: ModelAdapter, batch: list[Item], mode: str) -> list[dict]
 
 
 def prediction_row(item: Item, split: str, shared: int, scored: dict, key: str) -> dict:
-    return {
+    row = {
         "item_id": item.item_id,
         "subset": item.subset,
         "dataset": item.dataset,
@@ -180,6 +181,20 @@ def prediction_row(item: Item, split: str, shared: int, scored: dict, key: str) 
         "image": item.image,
         "cache_key": key,
     }
+    if "rotation" in item.meta:
+        row["rotation"] = item.meta["rotation"]
+    return row
+
+
+def _aggregate(rows: list[dict], keys: dict[str, str], dropping: bool) -> list[dict]:
+    """One row per original item from its rotations; its cache key is derived from theirs (for merging)."""
+    agg = aggregate_circular(rows, on_incomplete="drop" if dropping else "error")
+    by_base: dict[str, list[str]] = {}
+    for iid, key in keys.items():
+        by_base.setdefault(base_item_id(iid), []).append(key)
+    for row in agg:
+        row["cache_key"] = hashlib.sha256("".join(sorted(by_base[row["item_id"]])).encode()).hexdigest()[:24]
+    return sorted(agg, key=lambda r: item_sort_key(r["item_id"]))
 
 
 class _Errors:
@@ -199,10 +214,11 @@ class _Errors:
         return {"n": sum(self.counts.values()), "by_type": dict(self.counts), "examples": self.examples}
 
 
-def _score_isolating(model: ModelAdapter, batch: list[Item], mode: str, errors: _Errors) -> list[tuple[Item, dict]]:
+def _score_isolating(model: ModelAdapter, batch: list[Item], scoring, errors: _Errors) -> list[tuple[Item, dict]]:
     """Score a batch; if it fails, score its items one by one so one bad item cannot sink the others."""
+    mode, extract = scoring.mode, scoring.extract
     try:
-        return list(zip(batch, score_batch(model, batch, mode)))
+        return list(zip(batch, score_batch(model, batch, mode, extract)))
     except UnsupportedScoring:
         raise  # a configuration problem, the same for every item: stop the run
     except Exception as exc:  # noqa: BLE001 - recorded per item, reported, retried on resume
@@ -212,7 +228,7 @@ def _score_isolating(model: ModelAdapter, batch: list[Item], mode: str, errors: 
     done = []
     for item in batch:
         try:
-            done.extend(zip([item], score_batch(model, [item], mode)))
+            done.extend(zip([item], score_batch(model, [item], mode, extract)))
         except UnsupportedScoring:
             raise
         except Exception as exc:  # noqa: BLE001
@@ -239,14 +255,18 @@ def run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None = None
     if isinstance(model, FitsOnSeen):
         model.fit(seen)
     mine = [it for it in items if in_shard(it.item_id, cfg.shard)] if cfg.shard.enabled else list(items)
+    # Circular evaluation asks every rotation of the options; rotation ids are "<item_id>@r<k>".
+    circular = cfg.scoring.circular
+    asked = expand_rotations(mine) if circular else mine
 
     batch_size = cfg.batch_size or int(getattr(model, "preferred_batch_size", DEFAULT_BATCH_SIZE))
-    rkey = run_key(model, cfg.scoring.mode)
-    keys = {it.item_id: item_key(rkey, it) for it in mine}
+    rkey = run_key(model, f"{cfg.scoring.mode}/{cfg.scoring.extract}")
+    keys = {it.item_id: item_key(rkey, it) for it in asked}
     cache, cache_stats = collect_cache(out, keys) if cfg.resume else ({}, Counter())
-    pred_path = out / predictions_name(cfg.shard)
+    pred_path = out / predictions_name(cfg.shard, rotations=circular)
     stale_file = _keep_stale(pred_path, set(cache), keys)
-    todo = sorted((it for it in mine if it.item_id not in cache), key=lambda it: (len(it.prompt), item_sort_key(it.item_id)))
+    todo = sorted((it for it in asked if it.item_id not in cache),
+                  key=lambda it: (len(it.prompt), item_sort_key(it.item_id)))
 
     manifest = {
         "status": "running",
@@ -263,7 +283,7 @@ def run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None = None
         "config_hash": config_hash(resolved_config),
         "data": {"root": report.root, "source": d.source, "items_hash": items_hash(items),
                  "n_items": len(items), "n_seen": len(seen), "n_unseen": len(items) - len(seen),
-                 "n_items_this_shard": len(mine)},
+                 "n_items_this_shard": len(mine), "n_asked": len(asked)},
         "resume": {"reused": len(cache), "stale_rows": cache_stats["stale"],
                    "unreadable_lines": cache_stats["unreadable_lines"], "stale_file": stale_file,
                    "to_score": len(todo)},
@@ -275,14 +295,14 @@ def run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None = None
 
     # Start the file with the reused rows, then append each scored batch and flush it to disk.
     write_text_atomic(pred_path, "".join(json.dumps(cache[it.item_id], ensure_ascii=False) + "\n"
-                                         for it in mine if it.item_id in cache))
+                                         for it in asked if it.item_id in cache))
     errors = _Errors()
     with pred_path.open("a", encoding="utf-8") as f:
         bar = tqdm(total=len(mine), initial=len(cache), desc=f"{model.name} [{cfg.scoring.mode}]", unit="q",
                    disable=not cfg.progress, dynamic_ncols=True)
         for batch in batches(todo, batch_size):
-            for item, scored in _score_isolating(model, batch, cfg.scoring.mode, errors):
-                split, shared = labels[item.item_id]
+            for item, scored in _score_isolating(model, batch, cfg.scoring, errors):
+                split, shared = labels[base_item_id(item.item_id) if circular else item.item_id]
                 row = prediction_row(item, split, shared, scored, keys[item.item_id])
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
             f.flush()
@@ -294,6 +314,14 @@ def run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None = None
     rows, _ = read_rows(pred_path)
     rows.sort(key=lambda r: item_sort_key(r["item_id"]))
     write_text_atomic(pred_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    manifest["letter_bias"] = letter_bias(rows)
+    if circular:
+        n_rot = len(rows)
+        rows = _aggregate(rows, keys, dropping=bool(errors.counts))
+        write_text_atomic(out / predictions_name(cfg.shard),
+                          "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        manifest["circular"] = {"n_rotations_scored": n_rot, "n_items": len(rows),
+                                "n_items_dropped_incomplete": len(mine) - len(rows)}
 
     manifest.update(status="complete" if not errors.counts else "incomplete",
                     elapsed_s=round(time.time() - started, 3), inference_errors=errors.to_dict(),

@@ -195,3 +195,33 @@ def test_unscorable_letters_are_null_not_infinity(tmp_path):
     assert "Infinity" not in text
     row = json.loads(text.splitlines()[0])
     assert row["option_scores"]["A"] is None and row["unscored_options"] == ["A"] and row["pred"] == "B"
+
+
+def test_circular_run_counts_an_item_only_when_every_rotation_is_right(tmp_path):
+    from cgeval.config import ScoringConfig
+
+    circ = ScoringConfig(circular=True)
+    metrics = run(_cfg(tmp_path / "first", scoring=circ), MockModel(reply="first"))
+    rows = [json.loads(l) for l in (tmp_path / "first/predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 120 and all(r["n_rotations"] == r["n_options"] for r in rows)
+    # Always answering "A" is right in exactly one rotation of each item: never circular-correct.
+    assert metrics["overall"]["all"]["accuracy"] == 0
+    assert sum(1 for _ in open(tmp_path / "first/predictions.rotations.jsonl")) == sum(r["n_options"] for r in rows)
+    m = _manifest(tmp_path / "first")
+    assert m["circular"]["n_items"] == 120 and m["letter_bias"]
+    metrics = run(_cfg(tmp_path / "gold", scoring=circ), MockModel(reply="gold"))
+    assert metrics["overall"]["all"]["accuracy"] == 1
+    # Resuming a circular run reuses every rotation.
+    run(_cfg(tmp_path / "gold", scoring=circ), MockModel(reply="gold"))
+    assert _manifest(tmp_path / "gold")["resume"]["to_score"] == 0
+
+
+def test_circular_shards_merge(tmp_path):
+    from cgeval.config import ScoringConfig
+
+    circ = ScoringConfig(circular=True)
+    run(_cfg(tmp_path / "ref", scoring=circ), RandomBaseline(seed=2))
+    for i in range(2):
+        run(_cfg(tmp_path / "sh", scoring=circ, shard=ShardConfig(i, 2)), RandomBaseline(seed=2))
+    merge_shards(tmp_path / "sh")
+    assert (tmp_path / "sh/predictions.jsonl").read_bytes() == (tmp_path / "ref/predictions.jsonl").read_bytes()
