@@ -179,7 +179,8 @@ class HFAdapter:
         bos = self.tokenizer.bos_token
         # A template that writes BOS itself must not get a second one from the tokenizer.
         add_special = not (bos is not None and texts[0].startswith(bos))
-        enc = self.processor(text=texts, images=images, padding=True, return_tensors="pt",
+        # One list of images per prompt: the form every processor accepts (Mllama and Gemma 3 require it).
+        enc = self.processor(text=texts, images=[[im] for im in images], padding=True, return_tensors="pt",
                              add_special_tokens=add_special)
         return enc.to(device=self.model.device, dtype=self.torch_dtype)
 
