@@ -294,8 +294,12 @@ def run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None = None
     write_json_atomic(out / manifest_name(cfg.shard), manifest)
 
     # Start the file with the reused rows, then append each scored batch and flush it to disk.
-    write_text_atomic(pred_path, "".join(json.dumps(cache[it.item_id], ensure_ascii=False) + "\n"
-                                         for it in asked if it.item_id in cache))
+    # Every row of this run, in memory as (row, line), so the final canonical file needs no re-parsing.
+    done: dict[str, tuple[dict, str]] = {
+        it.item_id: (cache[it.item_id], json.dumps(cache[it.item_id], ensure_ascii=False) + "\n")
+        for it in asked if it.item_id in cache
+    }
+    write_text_atomic(pred_path, "".join(line for _, line in done.values()))
     errors = _Errors()
     with pred_path.open("a", encoding="utf-8") as f:
         bar = tqdm(total=len(mine), initial=len(cache), desc=f"{model.name} [{cfg.scoring.mode}]", unit="q",
@@ -304,16 +308,18 @@ def run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None = None
             for item, scored in _score_isolating(model, batch, cfg.scoring, errors):
                 split, shared = labels[base_item_id(item.item_id) if circular else item.item_id]
                 row = prediction_row(item, split, shared, scored, keys[item.item_id])
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                line = json.dumps(row, ensure_ascii=False) + "\n"
+                f.write(line)
+                done[item.item_id] = (row, line)
             f.flush()
             os.fsync(f.fileno())
             bar.update(len(batch))
         bar.close()
 
     # Canonical order, so that a resumed or merged run is byte-identical to an uninterrupted one.
-    rows, _ = read_rows(pred_path)
-    rows.sort(key=lambda r: item_sort_key(r["item_id"]))
-    write_text_atomic(pred_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    order = sorted(done, key=item_sort_key)
+    rows = [done[iid][0] for iid in order]
+    write_text_atomic(pred_path, "".join(done[iid][1] for iid in order))
     manifest["letter_bias"] = letter_bias(rows)
     if circular:
         n_rot = len(rows)

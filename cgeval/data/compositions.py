@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from .records import Item
 from .registry import SUBSETS, Composition, axis_values, canonical_modality
@@ -95,21 +96,33 @@ class HeldOut:
             )
         return held
 
-    @property
+    # Computed once per experiment (cached_property writes to __dict__, which a frozen dataclass allows).
+    @cached_property
     def subsets(self) -> tuple[int, ...]:
         return tuple(n for n in sorted(SUBSETS) if any(p.matches_subset(n) for p in self.patterns))
 
-    @property
+    @cached_property
     def compositions(self) -> tuple[Composition, ...]:
         return tuple(dict.fromkeys(SUBSETS[n].composition for n in self.subsets))
 
+    @cached_property
+    def _subset_set(self) -> frozenset[int]:
+        return frozenset(self.subsets)
+
     def is_unseen(self, item: Item) -> bool:
-        return item.subset in self.subsets
+        return item.subset in self._subset_set
 
     def shared_elements(self, item: Item) -> int:
         """How many MAT elements the item shares with the closest held-out composition (0-3)."""
-        comp = Composition(item.modality, item.area, item.task)
-        return max(comp.shared_elements(h) for h in self.compositions)
+        return self._shared(item.modality, item.area, item.task)
+
+    def _shared(self, modality: str, area: str, task: str) -> int:
+        cache = self.__dict__.setdefault("_shared_cache", {})
+        key = (modality, area, task)
+        if key not in cache:
+            comp = Composition(modality, area, task)
+            cache[key] = max(comp.shared_elements(h) for h in self.compositions)
+        return cache[key]
 
     def label(self, item: Item) -> tuple[str, int]:
         return ("unseen" if self.is_unseen(item) else "seen"), self.shared_elements(item)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import re
 from collections import Counter, defaultdict
@@ -167,19 +168,23 @@ def _check_types(rec: object) -> str | None:
     return None
 
 
-def _resolve_image(root: Path, rel: str) -> Path | None:
-    """The image's absolute path, or None when the path is absolute or escapes root."""
-    if not rel or Path(rel).is_absolute() or rel.startswith(("/", "\\")):
+def _resolve_image(root: Path, rel: str) -> str | None:
+    """The image's absolute path, or None when the path is absolute or escapes root.
+
+    A lexical check (no symlink resolution, one string operation per image): a dataset folder that the
+    user symlinked into ``med-mat/`` stays usable, while ``..`` and absolute paths are rejected.
+    """
+    if not rel or os.path.isabs(rel) or rel.startswith(("/", "\\")) or "\x00" in rel:
         return None
-    path = (root / rel).resolve()
-    if not path.is_relative_to(root):
+    norm = os.path.normpath(rel)
+    if norm == ".." or norm.startswith(("../", "..\\")) or os.path.isabs(norm):
         return None
-    return path
+    return os.path.join(str(root), norm)
 
 
 def _image_folder(rel: str) -> str:
     """The dataset folder an image lives in (``med-mat/<DatasetFolder>``), or its parent folder if shallower."""
-    parts = Path(rel).parts
+    parts = [p for p in os.path.normpath(rel).replace("\\", "/").split("/") if p not in ("", ".")]
     return "/".join(parts[:2]) if len(parts) > 2 else ("/".join(parts[:-1]) or ".")
 
 
@@ -234,7 +239,7 @@ def _record_to_item(rec: dict, where: str, number: int, source: str, root: Path,
         area=subset.area,
         task=subset.task,
         image=rec["image"],
-        image_path=str(root / rec["image"]),
+        image_path=os.path.join(str(root), rec["image"]),
         prompt=rec["Question-choice"],
         question=stem,
         options=options,
@@ -260,7 +265,7 @@ def _check_images(items: list[Item], root: Path, verify: bool, workers: int, rep
             report.skip("image_folder_missing", f"{item.item_id}: {folder}")
             report.missing_image_folders[folder] += 1
             continue
-        if not path.is_file():
+        if not os.path.isfile(path):
             report.skip("image_missing", f"{item.item_id}: {item.image}")
             continue
         to_verify.append(item)
