@@ -26,6 +26,7 @@ class DataConfig:
     subsets: list[int] | None = None
     datasets: list[int] | None = None
     max_items_per_file: int | None = None
+    items_file: str | None = None  # JSONL with item_id per line: evaluate only those (e.g. a split's test list)
     verify_images: bool = True
     io_workers: int = 8
 

@@ -248,8 +248,9 @@ def run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None = None
     # Everything that can stop the run does so here, before any inference starts.
     heldout = HeldOut.from_config(cfg.experiment.heldout)
     d = cfg.data
-    items, report = load_medmat(d.root, d.source, d.subsets, d.datasets, d.max_items_per_file,
-                                d.verify_images, d.io_workers, cfg.seed)
+    items, report = load_medmat(d.root, source=d.source, subsets=d.subsets, datasets=d.datasets,
+                                max_items_per_file=d.max_items_per_file, items_file=d.items_file,
+                                verify_images=d.verify_images, io_workers=d.io_workers, seed=cfg.seed)
     labels = {it.item_id: heldout.label(it) for it in items}
     seen = [it for it in items if labels[it.item_id][0] == "seen"]
     if isinstance(model, FitsOnSeen):
@@ -362,6 +363,10 @@ def format_summary(out: Path, metrics: dict, report: LoadReport | dict, model_na
         lines.append(f"  skipped {n:6d}  {reason}")
     for folder, n in sorted(rep["missing_image_folders"].items())[:5]:
         lines.append(f"  missing image folder {folder} ({n} items)")
+    if rep.get("items_file"):
+        lines.append(f"  restricted to the {rep['n_items']} items listed in {rep['items_file']}"
+                     f" ({rep['not_selected']} usable records not listed, {rep['n_selected_missing']} listed ids"
+                     " without a usable record)")
     if rep["missing_requested"]:
         lines.append(f"  requested but absent: {rep['missing_requested']}")
     for reason, n in sorted(rep["warnings"].items()):

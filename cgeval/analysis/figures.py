@@ -10,9 +10,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import logging
+
 import matplotlib
 
 matplotlib.use("Agg")
+# PDF font subsetting logs every table it prunes at INFO, which Hydra would print on every run.
+logging.getLogger("fontTools").setLevel(logging.WARNING)
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402

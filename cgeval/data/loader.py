@@ -90,6 +90,9 @@ class LoadReport:
     missing_image_folders: Counter = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     subsampled_out: int = 0
+    items_file: str | None = None
+    not_selected: int = 0  # usable records left out because data.items_file does not list them
+    selected_missing: list[str] = field(default_factory=list)  # ids in data.items_file with no usable record
 
     def skip(self, reason: str, where: str) -> None:
         assert reason in SKIP_REASONS, reason
@@ -119,6 +122,10 @@ class LoadReport:
             "warnings": dict(sorted(self.warnings.items())),
             "missing_image_folders": dict(sorted(self.missing_image_folders.items())),
             "subsampled_out": self.subsampled_out,
+            "items_file": self.items_file,
+            "not_selected": self.not_selected,
+            "n_selected_missing": len(self.selected_missing),
+            "selected_missing_examples": self.selected_missing[:10],
             "examples": {k: v for k, v in sorted(self.examples.items())},
         }
 
@@ -284,9 +291,11 @@ def _check_images(items: list[Item], root: Path, verify: bool, workers: int, rep
 def load_medmat(
     root: str | Path,
     source: str = "subsets",
+    *,
     subsets: list[int] | None = None,
     datasets: list[int] | None = None,
     max_items_per_file: int | None = None,
+    items_file: str | Path | None = None,
     verify_images: bool = True,
     io_workers: int = 8,
     seed: int = 0,
@@ -321,6 +330,8 @@ def load_medmat(
         if unknown:
             raise MedMatFormatError(f"subset numbers {unknown} are not Med-MAT subsets 01-53")
 
+    selected = read_item_ids(items_file) if items_file is not None else None
+    report.items_file = str(items_file) if items_file is not None else None
     rng = random.Random(seed)
     items: list[Item] = []
     seen_ids: set[str] = set()
@@ -338,6 +349,9 @@ def load_medmat(
                 continue
             seen_ids.add(item.item_id)
             file_items.append(item)
+        if selected is not None:
+            report.not_selected += sum(1 for it in file_items if it.item_id not in selected)
+            file_items = [it for it in file_items if it.item_id in selected]
         file_items = _check_images(file_items, root, verify_images, io_workers, report)
         if max_items_per_file is not None and len(file_items) > max_items_per_file:
             report.subsampled_out += len(file_items) - max_items_per_file
@@ -345,12 +359,41 @@ def load_medmat(
             file_items = [it for j, it in enumerate(file_items) if j in keep]
         items.extend(file_items)
     report.n_items = len(items)
+    if selected is not None:
+        # Ids the file lists that matched no usable record: skipped records are reported under their reason.
+        report.selected_missing = sorted(selected - seen_ids)
     if not items:
         raise NoUsableItems(
             f"none of the {report.n_records} records under {root} is usable; skipped by reason: "
             f"{dict(report.skipped)}; examples: {dict(report.examples)}"
         )
     return items, report
+
+
+class ItemsFileError(DataError):
+    """``data.items_file`` cannot be read or lists no item ids."""
+
+
+def read_item_ids(path: str | Path) -> set[str]:
+    """Item ids from a JSONL file with an ``item_id`` per line (a split's test list, a predictions file)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ItemsFileError(f"data.items_file {path} does not exist")
+    ids: set[str] = set()
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ItemsFileError(f"{path}:{lineno}: not a JSON line ({e})") from e
+            if not isinstance(row, dict) or not isinstance(row.get("item_id"), str):
+                raise ItemsFileError(f"{path}:{lineno}: no string 'item_id'")
+            ids.add(row["item_id"].split("@r")[0])  # rotation ids of circular runs name their item
+    if not ids:
+        raise ItemsFileError(f"{path}: lists no item ids")
+    return ids
 
 
 def items_hash(items: list[Item]) -> str:

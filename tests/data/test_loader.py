@@ -217,3 +217,18 @@ def test_shipped_sample_is_what_the_generator_writes(tmp_path):
         else:
             with Image.open(SAMPLE_ROOT / rel) as a, Image.open(tmp_path / rel) as b:
                 assert a.size == b.size and a.mode == b.mode and a.tobytes() == b.tobytes(), rel
+
+
+def test_items_file_restricts_and_reports(tmp_path, sample_copy):
+    from cgeval.data.loader import ItemsFileError
+
+    ids = tmp_path / "ids.jsonl"
+    ids.write_text("\n".join(json.dumps({"item_id": i}) for i in ["S03-1", "S03-2@r1", "S04-5", "S99-1"]) + "\n")
+    items, report = load_medmat(sample_copy, items_file=ids)
+    assert sorted(it.item_id for it in items) == ["S03-1", "S03-2", "S04-5"]
+    assert report.not_selected == 117 and report.selected_missing == ["S99-1"]
+    ids.write_text('{"id": 3}\n')
+    with pytest.raises(ItemsFileError, match="item_id"):
+        load_medmat(sample_copy, items_file=ids)
+    with pytest.raises(ItemsFileError, match="does not exist"):
+        load_medmat(sample_copy, items_file=tmp_path / "nope.jsonl")
