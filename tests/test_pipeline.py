@@ -127,3 +127,22 @@ def test_cli_bad_pattern_exits_nonzero_with_named_error(tmp_path):
     )
     assert proc.returncode != 0
     assert "UnknownMATValue" in proc.stderr and "valid areas" in proc.stderr
+
+
+def test_readme_demo_command_runs_a_tiny_model_end_to_end(tmp_path):
+    """The README's demo: a tiny random-weight Qwen2-VL built locally, real batched inference, full outputs."""
+    import os
+
+    out = tmp_path / "demo"
+    env = {**os.environ, "CGEVAL_TINY_CACHE": str(tmp_path / "tiny"), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "cgeval", "experiment=holdout_ct_lung", "model=tiny_qwen2_vl", "scoring=likelihood",
+         f"hydra.run.dir={out}", "progress=false"],
+        cwd=REPO, capture_output=True, text=True, timeout=600, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    preds = pd.read_json(out / "predictions.jsonl", lines=True)
+    assert len(preds) == 120 and preds["pred"].notna().all()
+    assert all(sorted(s) == list("ABCD"[:n]) for s, n in zip(preds["option_scores"], preds["n_options"]))
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["model"]["chat_template_sha256"] and manifest["status"] == "complete"
