@@ -39,8 +39,23 @@ def git_state(path: Path | None = None) -> dict[str, object]:
         return {"commit": None, "dirty": None}
 
 
+def device_info() -> dict[str, object]:
+    """The accelerators this process sees (only if torch is already loaded: baselines never import it)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return {"torch_loaded": False, "cuda": None}
+    try:
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        return {"torch_loaded": True, "cuda": torch.version.cuda, "n_gpus": n,
+                "gpus": [torch.cuda.get_device_name(i) for i in range(n)],
+                "visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+    except Exception as e:  # noqa: BLE001 - provenance must never stop a run
+        return {"torch_loaded": True, "error": f"{type(e).__name__}: {e}"}
+
+
 def environment() -> dict[str, object]:
     return {
+        "device": device_info(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "argv": sys.argv,

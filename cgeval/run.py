@@ -203,9 +203,11 @@ class _Errors:
     def __init__(self) -> None:
         self.counts: Counter = Counter()
         self.examples: list[dict] = []
+        self.rows: list[dict] = []  # every failed item, for errors.jsonl
 
     def add(self, item: Item, exc: Exception) -> None:
         self.counts[type(exc).__name__] += 1
+        self.rows.append({"item_id": item.item_id, "error_type": type(exc).__name__, "error": str(exc)[:500]})
         if len(self.examples) < 10:
             self.examples.append({"item_id": item.item_id, "error": f"{type(exc).__name__}: {exc}",
                                   "traceback": traceback.format_exc(limit=5)})
@@ -276,6 +278,7 @@ def run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None = None
         "heldout_subsets": list(heldout.subsets),
         "heldout_compositions": [str(c) for c in heldout.compositions],
         "model": {"name": model.name, **model.describe()},
+        "trust_remote_code": bool(model.describe().get("trust_remote_code", False)),
         "scoring": asdict(cfg.scoring),
         "seed": cfg.seed,
         "batch_size": batch_size,
@@ -330,6 +333,12 @@ def run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None = None
         manifest["circular"] = {"n_rotations_scored": n_rot, "n_items": len(rows),
                                 "n_items_dropped_incomplete": len(mine) - len(rows)}
 
+    errors_path = out / ("errors.jsonl" if not cfg.shard.enabled else
+                         f"errors.shard-{cfg.shard.index:03d}-of-{cfg.shard.count:03d}.jsonl")
+    if errors.rows:
+        write_text_atomic(errors_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in errors.rows))
+    elif errors_path.exists():
+        errors_path.unlink()  # a resumed run that retried every failed item successfully
     manifest.update(status="complete" if not errors.counts else "incomplete",
                     elapsed_s=round(time.time() - started, 3), inference_errors=errors.to_dict(),
                     n_predictions=len(rows))

@@ -155,9 +155,12 @@ def test_inference_errors_are_isolated_counted_and_retried(tmp_path, capsys):
     assert m["inference_errors"]["n"] == 2 and m["inference_errors"]["by_type"] == {"RuntimeError": 2}
     assert m["n_predictions"] == 118
     assert "2 items failed at inference" in capsys.readouterr().out
+    failed = [json.loads(l) for l in (tmp_path / "errors.jsonl").read_text().splitlines()]
+    assert sorted(r["item_id"] for r in failed) == bad and failed[0]["error_type"] == "RuntimeError"
     run(_cfg(tmp_path), MockModel())  # the model recovered: only the two failed items are asked again
     m = _manifest(tmp_path)
     assert m["status"] == "complete" and m["resume"]["reused"] == 118 and m["n_predictions"] == 120
+    assert not (tmp_path / "errors.jsonl").exists()
 
 
 def test_every_item_failing_is_an_error(tmp_path):
@@ -225,3 +228,25 @@ def test_circular_shards_merge(tmp_path):
         run(_cfg(tmp_path / "sh", scoring=circ, shard=ShardConfig(i, 2)), RandomBaseline(seed=2))
     merge_shards(tmp_path / "sh")
     assert (tmp_path / "sh/predictions.jsonl").read_bytes() == (tmp_path / "ref/predictions.jsonl").read_bytes()
+
+
+def test_results_folder_from_an_older_version_is_set_aside_not_reused(tmp_path):
+    run(_cfg(tmp_path), RandomBaseline(seed=1))
+    pred = tmp_path / "predictions.jsonl"
+    old_rows = [{k: v for k, v in json.loads(l).items() if k != "cache_key"} for l in pred.read_text().splitlines()]
+    pred.write_text("".join(json.dumps(r) + "\n" for r in old_rows))  # rows as an older cgeval wrote them
+    run(_cfg(tmp_path), RandomBaseline(seed=1))
+    m = _manifest(tmp_path)
+    assert m["resume"]["reused"] == 0 and m["resume"]["stale_rows"] == 120
+    assert len((tmp_path / m["resume"]["stale_file"]).read_text().splitlines()) == 120
+    assert m["trust_remote_code"] is False and "device" in m["environment"]
+
+
+def test_report_on_a_folder_missing_columns_is_a_named_error(tmp_path):
+    from cgeval.analysis.metrics import PredictionsError
+
+    (tmp_path / "predictions.jsonl").write_text(json.dumps({"item_id": "S03-1", "pred": "A"}) + "\n")
+    from cgeval.analysis.report import write_report
+
+    with pytest.raises(PredictionsError, match="missing columns"):
+        write_report(tmp_path)
