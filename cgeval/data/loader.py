@@ -195,7 +195,8 @@ def _image_folder(rel: str) -> str:
     return "/".join(parts[:2]) if len(parts) > 2 else ("/".join(parts[:-1]) or ".")
 
 
-def _image_ok(path: Path) -> bool:
+def image_decodes(path: str | Path) -> bool:
+    """True when Pillow can open and verify the file (not empty, not truncated, not a decompression bomb)."""
     try:
         with Image.open(path) as im:
             im.verify()
@@ -279,7 +280,7 @@ def _check_images(items: list[Item], root: Path, verify: bool, workers: int, rep
     if not verify:
         return to_verify
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        oks = list(pool.map(lambda it: _image_ok(Path(it.image_path)), to_verify))
+        oks = list(pool.map(lambda it: image_decodes(it.image_path), to_verify))
     for item, ok in zip(to_verify, oks):
         if ok:
             kept.append(item)

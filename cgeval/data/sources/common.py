@@ -8,9 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
-
-from ..loader import SKIP_REASONS, DataRootNotFound, LoadReport, MedMatFormatError
+from ..loader import SKIP_REASONS, DataRootNotFound, LoadReport, MedMatFormatError, image_decodes
 from ..records import LETTERS, Item
 from ..registry import axis_values
 from ..sample import INSTRUCTION
@@ -147,22 +145,13 @@ def finish(
             present.append(it)
     if verify_images:
         with ThreadPoolExecutor(max_workers=max(1, io_workers)) as pool:
-            oks = list(pool.map(lambda it: _image_ok(Path(it.image_path)), present))
+            oks = list(pool.map(lambda it: image_decodes(it.image_path), present))
         for it, ok in zip(present, oks):
             if not ok:
                 report.skip("image_unreadable", f"{it.item_id}: {it.image}")
         present = [it for it, ok in zip(present, oks) if ok]
     report.n_items = len(present)
     return present
-
-
-def _image_ok(path: Path) -> bool:
-    try:
-        with Image.open(path) as im:
-            im.verify()
-        return True
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError):
-        return False
 
 
 def new_report(root: Path, source: str) -> SourceReport:
