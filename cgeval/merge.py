@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .analysis.report import write_report
 from .manifest import write_json_atomic, write_text_atomic
-from .run import item_sort_key, read_rows
+from .store import item_sort_key, read_rows
 
 
 class MergeError(RuntimeError):

@@ -110,7 +110,7 @@ def vllm_rows(cfg, items: list[Item], batch_size: int) -> list[tuple[str, float 
         return llm.chat(convs, params, chat_template=c.get("chat_template"), use_tqdm=False)
 
     rows = [(names[0], timed(raw, items, len(items)), "")]
-    del llm
+    llm = None  # drop the raw engine (and its GPU memory) before the adapter builds its own
     gc.collect()
     adapter = instantiate(cfg, backend="vllm")
     rows.append((names[1], timed(adapter.generate, items, len(items)), ""))

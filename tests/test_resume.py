@@ -15,7 +15,8 @@ from cgeval.data.sample import SAMPLE_ROOT
 from cgeval.merge import MergeError, merge_shards
 from cgeval.models.baselines import RandomBaseline
 from cgeval.models.mock import MockModel
-from cgeval.run import read_rows, run
+from cgeval.run import run
+from cgeval.store import read_rows
 
 REPO = Path(__file__).resolve().parents[1]
 EXP = ExperimentConfig(name="holdout_ct_lung", heldout=[{"modality": "CT", "area": "Lung"}])

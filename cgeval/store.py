@@ -1,0 +1,114 @@
+"""The on-disk store of a run: predictions files, their cache keys, and what a re-run may reuse.
+
+A row is reused only when its cache key matches: the key hashes everything that determines an answer
+(the model's description: id, revision, back end, prompt and chat-template hashes, decoding settings;
+the scoring mode; the item's id, image, prompt and options). Rows that do not match are moved aside to
+``predictions.stale-N.jsonl``, never reused and never deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import zlib
+from collections import Counter
+from pathlib import Path
+
+from .config import ShardConfig
+from .data.records import Item
+from .models.base import ModelAdapter
+from .scoring import base_item_id
+
+PREDICTIONS_SCHEMA = 1
+# Keys of the resolved config that do not change any answer (excluded from the config hash).
+_VOLATILE_CONFIG_KEYS = ("shard", "progress", "resume", "hydra")
+def item_sort_key(item_id: str) -> tuple:
+    """Natural order of item ids ("S03-2" before "S03-10"): the canonical order of every predictions file."""
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", item_id))
+
+
+def in_shard(item_id: str, shard: ShardConfig) -> bool:
+    return zlib.crc32(base_item_id(item_id).encode()) % shard.count == shard.index
+
+
+def run_key(model: ModelAdapter, mode: str) -> str:
+    """Everything about the model side that determines an answer."""
+    blob = json.dumps({"model": model.describe(), "name": model.name, "scoring": mode, "schema": PREDICTIONS_SCHEMA},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def item_key(rkey: str, item: Item) -> str:
+    blob = json.dumps([rkey, item.item_id, item.image, item.prompt, item.options], ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def config_hash(resolved_config: dict | None) -> str | None:
+    if resolved_config is None:
+        return None
+    kept = {k: v for k, v in resolved_config.items() if k not in _VOLATILE_CONFIG_KEYS}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def predictions_name(shard: ShardConfig, rotations: bool = False) -> str:
+    stem = "predictions.rotations" if rotations else "predictions"
+    return f"{stem}.shard-{shard.index:03d}-of-{shard.count:03d}.jsonl" if shard.enabled else f"{stem}.jsonl"
+
+
+def manifest_name(shard: ShardConfig) -> str:
+    return f"manifest.shard-{shard.index:03d}-of-{shard.count:03d}.json" if shard.enabled else "manifest.json"
+
+
+def read_rows(path: Path) -> tuple[list[dict], int]:
+    """Rows of a predictions file, and how many lines could not be read (a line cut short by a crash)."""
+    rows, bad = [], 0
+    with path.open("rb") as f:
+        for raw in f:
+            try:
+                row = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                bad += 1
+                continue
+            if isinstance(row, dict):
+                rows.append(row)
+            else:
+                bad += 1
+    return rows, bad
+
+
+def collect_cache(out: Path, keys: dict[str, str]) -> tuple[dict[str, dict], Counter]:
+    """Finished rows in ``out`` (any predictions file, any shard layout) whose cache key matches."""
+    stats: Counter = Counter()
+    cache: dict[str, dict] = {}
+    for path in sorted(out.glob("predictions*.jsonl")):
+        if ".stale-" in path.name:
+            continue
+        rows, bad = read_rows(path)
+        stats["unreadable_lines"] += bad
+        for row in rows:
+            iid = row.get("item_id")
+            if iid in keys and row.get("cache_key") == keys[iid]:
+                cache.setdefault(iid, row)
+            elif iid in keys:
+                stats["stale"] += 1
+    stats["reused"] = len(cache)
+    return cache, stats
+
+
+def keep_stale(path: Path, reusable: set[str], keys: dict[str, str]) -> str | None:
+    """Move a predictions file aside if it holds rows that will not be reused; return the new name."""
+    if not path.exists():
+        return None
+    rows, bad = read_rows(path)
+    if not bad and all(r.get("item_id") in reusable and r.get("cache_key") == keys.get(r.get("item_id"))
+                       for r in rows):
+        return None
+    n = 1
+    while (aside := path.with_name(f"{path.stem}.stale-{n}.jsonl")).exists():
+        n += 1
+    os.replace(path, aside)
+    return aside.name
+
+
