@@ -201,3 +201,24 @@ def test_omnimedvqa(tmp_path: Path):
 )
 def test_omnimedvqa_modality_map(raw, ours):
     assert omnimedvqa_modality(raw) == ours
+
+
+def test_pathvqa_answer_type_decides_open_or_not_yes_no(tmp_path: Path):
+    # With an answer_type, a non-yes/no closed answer is not_yes_no and an open type is open_ended whatever the
+    # answer; without one, a yes/no answer is what makes the question closed.
+    png(tmp_path / "images" / "test" / "test_0001.jpg")
+    recs = [
+        {"image": "test_0001", "question": "Left or right?", "answer": "left", "answer_type": "closed"},
+        {"image": "test_0001", "question": "Is it benign?", "answer": "yes", "answer_type": "open"},
+        {"image": "test_0001", "question": "Is it benign?", "answer": "No.", "answer_type": "yes/no"},
+        {"image": "test_0001", "question": "Is it benign?", "answer": "yes"},
+        {"question": "Is it benign?", "answer": "yes"},
+        {"image": "test_0001", "answer": "yes"},
+    ]
+    path = tmp_path / "test_qa.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    items, report = load_pathvqa(path)
+    check_items(items)
+    assert [(it.item_id, it.answer_text) for it in items] == [("pathvqa-test_qa-2", "No"), ("pathvqa-test_qa-3", "Yes")]
+    assert report.skipped == {"not_yes_no": 1, "open_ended": 1, "no_image": 1, "malformed_record": 1}
+    assert report.n_records == 6 and report.files == ["test_qa.jsonl"]

@@ -1,11 +1,18 @@
-"""What every source loader shares: the report, record reading, item construction and image checks."""
+"""What every source loader shares: the record loop, the report, record reading, the checks every source makes
+(question and answer present, a closed yes/no answer, an image named), item construction and image checks.
+
+A source module states only what differs: how to read its files, its field names, its closed-question rule, its
+image path rule and its modality / area mapping. It does so in one function, ``Record -> Question``, that raises
+`Skip` for a record it cannot use; `load_source` runs the loop, counts every record and skip, and finishes.
+"""
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..loader import SKIP_REASONS, DataRootNotFound, LoadReport, MedMatFormatError, image_decodes
@@ -33,6 +40,108 @@ class SourceReport(LoadReport):
         self.skipped[reason] += 1
         if len(self.examples[reason]) < 5:
             self.examples[reason].append(where)
+
+
+class Skip(Exception):
+    """Raised by a source's record reader: the record is counted under ``reason`` and left out."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        assert reason in SOURCE_SKIP_REASONS, reason
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Record:
+    """One source record and where it came from (its file and position name ids and skip messages)."""
+
+    data: object
+    file: Path
+    index: int
+    where: str
+
+    def text(self, *keys: str) -> str | None:
+        return text_field(self.data, *keys)
+
+
+@dataclass(frozen=True)
+class Question:
+    """What a source makes of one record: everything `make_item` needs but the source name and image root."""
+
+    source_id: str
+    image: str
+    stem: str
+    options: tuple[str, ...]
+    gold: int
+    modality: str = UNKNOWN
+    area: str = UNKNOWN
+    task: str = UNKNOWN
+    meta: dict = field(default_factory=dict)
+
+
+def question_and_answer(rec: Record, question_key: str, answer_key: str, missing: str) -> tuple[str, str]:
+    """The record's question and answer text; a record lacking either is ``malformed_record``."""
+    question, answer = rec.text(question_key), rec.text(answer_key)
+    if question is None or answer is None:
+        raise Skip("malformed_record", missing)
+    return question, answer
+
+
+def require_image(image: str | None, missing: str) -> str:
+    if image is None:
+        raise Skip("no_image", missing)
+    return image
+
+
+def closed_yes_no(answer: str, closed: bool | None, answer_type: object) -> tuple[tuple[str, ...], int]:
+    """Options Yes / No and the gold index of a closed yes/no question.
+
+    ``closed``: the record's answer type says closed (True) or open (False), or the record has none (None: then a
+    yes/no answer is what makes the question closed, and any other answer is open-ended).
+    """
+    if closed is False:
+        raise Skip("open_ended", f"answer_type {answer_type!r}")
+    yn = yes_no(answer)
+    if yn is None:
+        raise Skip("not_yes_no" if closed else "open_ended", f"answer {answer!r}")
+    return YES_NO, YES_NO.index(yn)
+
+
+def file_records(files: Iterable[Path], read: Callable[[Path], list] | None = None) -> Iterable[Record]:
+    """Every record of every file, in file order (``read`` defaults to `read_records`)."""
+    for file in files:
+        for i, data in enumerate((read or read_records)(file)):
+            yield Record(data, file, i, f"{file.name}[{i}]")
+
+
+def load_source(
+    source: str,
+    files: list[Path],
+    image_root: Path,
+    to_question: Callable[[Record, SourceReport], Question],
+    verify_images: bool,
+    io_workers: int,
+    records: Callable[[list[Path]], Iterable[Record]] = file_records,
+) -> tuple[list[Item], SourceReport]:
+    """The loop every source runs: count each record, make it an item or count why not, then `finish`."""
+    report = new_report(image_root, source)
+    report.files.extend(f.name for f in files)
+    items = []
+    for rec in records(files):
+        report.n_records += 1
+        try:
+            q = to_question(rec, report)
+        except Skip as s:
+            report.skip(s.reason, f"{rec.where}: {s.detail}")
+            continue
+        items.append(
+            make_item(
+                source, q.source_id, q.image, image_root, q.stem, list(q.options), q.gold,
+                modality=q.modality, area=q.area, task=q.task, **q.meta,
+            )
+        )
+    return finish(items, image_root, verify_images, io_workers, report), report
 
 
 def read_records(path: Path) -> list:

@@ -9,10 +9,13 @@ the stem is the question text above the option lines. The source states no modal
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..records import Item, OptionParseError, parse_question_choice
-from .common import SourceReport, finish, make_item, new_report, norm_answer, read_records, text_field
+from .common import Question, Record, Skip, SourceReport, file_records
+from .common import load_source, norm_answer, question_and_answer, require_image, text_field
 
 SOURCE = "m3llm_pmc"
 _LETTER_ANSWER = re.compile(r"^\s*(?:the\s+)?(?:correct\s+)?(?:answer\s*(?:is)?\s*[:：]?\s*)?\(?([A-D])\)?(?:[.:)\s]|$)", re.I)
@@ -28,46 +31,52 @@ def resolve_answer(answer: str, options: list[str]) -> int | None:
     return by_text.get(norm_answer(answer))
 
 
+@dataclass(frozen=True)
+class _Pair:
+    """One QA pair of a figure record (``pair`` None: the record has no ``qa_pairs`` list)."""
+
+    figure: object
+    pair: object
+    pair_index: int
+
+
+def _pair_records(files: list[Path]) -> Iterable[Record]:
+    """Each QA pair is a record of its own (counted once); a figure without pairs is one malformed record."""
+    for rec in file_records(files):
+        pairs = rec.data.get("qa_pairs") if isinstance(rec.data, dict) else None
+        if not isinstance(pairs, list) or not pairs:
+            yield replace(rec, data=_Pair(rec.data, None, -1))
+            continue
+        for j, qa in enumerate(pairs):
+            yield replace(rec, data=_Pair(rec.data, qa, j), where=f"{rec.where}.qa_pairs[{j}]")
+
+
+def _question(rec: Record, report: SourceReport) -> Question:
+    figure, qa, j = rec.data.figure, rec.data.pair, rec.data.pair_index
+    if qa is None:
+        raise Skip("malformed_record", "no qa_pairs list")
+    question, answer = question_and_answer(replace(rec, data=qa), "question", "answer", "missing question or answer")
+    image = require_image(text_field(figure, "image"), "no image")
+    try:
+        stem, lettered, _ = parse_question_choice(question)
+    except OptionParseError as e:
+        raise Skip("unparseable_options", str(e)) from e
+    options = tuple(text for _, text in lettered)
+    gold = resolve_answer(answer, list(options))
+    if gold is None:
+        raise Skip("answer_not_an_option", f"answer {answer!r} not in {list(options)}")
+    return Question(
+        f"{rec.index}-{j}", image, stem, options, gold,
+        meta={
+            "caption": text_field(figure, "caption") or "",
+            "context": text_field(qa, "improved context", "context") or "",
+        },
+    )
+
+
 def load_m3llm_pmc(
     path: str | Path, image_root: str | Path | None = None, verify_images: bool = True, io_workers: int = 8
 ) -> tuple[list[Item], SourceReport]:
     path = Path(path)
     root = Path(image_root if image_root is not None else path.parent).resolve()
-    report = new_report(root, SOURCE)
-    report.files.append(path.name)
-    items = []
-    for i, rec in enumerate(read_records(path)):
-        where = f"{path.name}[{i}]"
-        image = text_field(rec, "image")
-        pairs = rec.get("qa_pairs") if isinstance(rec, dict) else None
-        if not isinstance(pairs, list) or not pairs:
-            report.n_records += 1
-            report.skip("malformed_record", f"{where}: no qa_pairs list")
-            continue
-        for j, qa in enumerate(pairs):
-            report.n_records += 1
-            question, answer = text_field(qa, "question"), text_field(qa, "answer")
-            if question is None or answer is None:
-                report.skip("malformed_record", f"{where}.qa_pairs[{j}]: missing question or answer")
-                continue
-            if image is None:
-                report.skip("no_image", f"{where}: no image")
-                continue
-            try:
-                stem, lettered, _ = parse_question_choice(question)
-            except OptionParseError as e:
-                report.skip("unparseable_options", f"{where}.qa_pairs[{j}]: {e}")
-                continue
-            options = [text for _, text in lettered]
-            gold = resolve_answer(answer, options)
-            if gold is None:
-                report.skip("answer_not_an_option", f"{where}.qa_pairs[{j}]: answer {answer!r} not in {options}")
-                continue
-            items.append(
-                make_item(
-                    SOURCE, f"{i}-{j}", image, root, stem, options, gold,
-                    caption=text_field(rec, "caption") or "",
-                    context=text_field(qa, "improved context", "context") or "",
-                )
-            )
-    return finish(items, root, verify_images, io_workers, report), report
+    return load_source(SOURCE, [path], root, _question, verify_images, io_workers, records=_pair_records)

@@ -14,33 +14,35 @@ Modality X-ray and area Chest (the whole dataset is chest radiographs); task unk
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 
 from ..loader import DataRootNotFound, MedMatFormatError
 from ..records import Item
-from .common import UNKNOWN, SourceReport, finish, make_item, new_report, norm_answer, text_field, yes_no
+from .common import UNKNOWN, YES_NO, Question, Record, Skip, SourceReport
+from .common import file_records, load_source, norm_answer, question_and_answer, require_image, text_field, yes_no
 
 SOURCE = "medical_cxr_vqa"
 _REQUIRED = ("question", "answer")
-_VIEW_OPTIONS = ["PA view", "AP view"]
-_SIDE_OPTIONS = ["left side", "right side"]
+_VIEW_OPTIONS = ("PA view", "AP view")
+_SIDE_OPTIONS = ("left side", "right side")
 
 
-def _closed_options(question_type: str, question: str, answer: str) -> tuple[list[str], int] | None:
+def _closed_options(question_type: str, question: str, answer: str) -> tuple[tuple[str, ...], int]:
     yn = yes_no(answer)
     if yn is not None:
-        return ["Yes", "No"], ["Yes", "No"].index(yn)
+        return YES_NO, YES_NO.index(yn)
     a = norm_answer(answer)
     if question_type == "view" and a in ("pa view", "ap view"):
         return _VIEW_OPTIONS, ["pa view", "ap view"].index(a)
     if question_type == "location" and "left side or right side" in question.lower() and a in ("left side", "right side"):
         return _SIDE_OPTIONS, ["left side", "right side"].index(a)
-    return None
+    raise Skip("open_ended", f"{question_type}: {answer!r}")
 
 
-def _image(row: dict) -> str | None:
+def _image(row: object) -> str | None:
     explicit = text_field(row, "image", "image_path")
     if explicit:
         return explicit
@@ -51,43 +53,33 @@ def _image(row: dict) -> str | None:
     return None
 
 
-def load_medical_cxr_vqa(
-    path: str | Path, image_root: str | Path | None = None, verify_images: bool = True, io_workers: int = 8
-) -> tuple[list[Item], SourceReport]:
-    path = Path(path)
+def read_questions_csv(path: Path) -> list[dict]:
     if not path.is_file():
         raise DataRootNotFound(f"{path} does not exist or is not a file")
-    root = Path(image_root if image_root is not None else path.parent).resolve()
-    report = new_report(root, SOURCE)
-    report.files.append(path.name)
     df = pd.read_csv(path, dtype=str, keep_default_na=False)
     missing = [c for c in _REQUIRED if c not in df.columns]
     if missing:
         raise MedMatFormatError(f"{path}: missing columns {missing}; found {list(df.columns)}")
-    items = []
-    for i, row in enumerate(df.to_dict("records")):
-        report.n_records += 1
-        where = f"{path.name}[{i}]"
-        question, answer = text_field(row, "question"), text_field(row, "answer")
-        if question is None or answer is None:
-            report.skip("malformed_record", f"{where}: empty question or answer")
-            continue
-        qtype = (text_field(row, "question_type") or UNKNOWN).lower()
-        closed = _closed_options(qtype, question, answer)
-        if closed is None:
-            report.skip("open_ended", f"{where}: {qtype}: {answer!r}")
-            continue
-        image = _image(row)
-        if image is None:
-            report.skip("no_image", f"{where}: no image/image_path column and no dicom_id")
-            continue
-        options, gold = closed
-        stem = question[0].upper() + question[1:]
-        items.append(
-            make_item(
-                SOURCE, text_field(row, "id") or str(i), image, root, stem, options, gold,
-                modality="X-ray", area="Chest", question_type=qtype, split=text_field(row, "split") or "",
-                study_id=text_field(row, "study_id") or "",
-            )
-        )
-    return finish(items, root, verify_images, io_workers, report), report
+    return df.to_dict("records")
+
+
+def _question(rec: Record, report: SourceReport) -> Question:
+    question, answer = question_and_answer(rec, "question", "answer", "empty question or answer")
+    qtype = (rec.text("question_type") or UNKNOWN).lower()
+    options, gold = _closed_options(qtype, question, answer)
+    image = require_image(_image(rec.data), "no image/image_path column and no dicom_id")
+    return Question(
+        rec.text("id") or str(rec.index), image, question[0].upper() + question[1:], options, gold,
+        modality="X-ray", area="Chest",
+        meta={"question_type": qtype, "split": rec.text("split") or "", "study_id": rec.text("study_id") or ""},
+    )
+
+
+def load_medical_cxr_vqa(
+    path: str | Path, image_root: str | Path | None = None, verify_images: bool = True, io_workers: int = 8
+) -> tuple[list[Item], SourceReport]:
+    path = Path(path)
+    root = Path(image_root if image_root is not None else path.parent).resolve()
+    return load_source(
+        SOURCE, [path], root, _question, verify_images, io_workers, records=partial(file_records, read=read_questions_csv)
+    )

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..records import Item
-from .common import UNKNOWN, SourceReport, finish, make_item, new_report, norm_answer, read_records, text_field
+from .common import UNKNOWN, Question, Record, Skip, SourceReport, load_source, norm_answer, question_and_answer, require_image
 
 SOURCE = "omnimedvqa"
 # The release's spellings (typos included), then keywords for anything else.
@@ -57,6 +57,45 @@ def omnimedvqa_modality(modality_type: str | None) -> str:
     return UNKNOWN
 
 
+def _options(rec: Record) -> tuple[str, ...]:
+    """``option_A``, ``option_B``[, ``option_C``, ``option_D``] in order, with no gap."""
+    options = []
+    for letter in "ABCD":
+        text = rec.text(f"option_{letter}")
+        if text is None:
+            break
+        options.append(text)
+    extra = [l for l in "ABCD"[len(options):] if rec.text(f"option_{l}")]
+    if not 2 <= len(options) <= 4 or extra:
+        raise Skip("unparseable_options", "options must be option_A, option_B[, C, D] in order")
+    return tuple(options)
+
+
+def _question(rec: Record, report: SourceReport) -> Question:
+    question, answer = question_and_answer(rec, "question", "gt_answer", "missing question or gt_answer")
+    options = _options(rec)
+    gold = {norm_answer(o): j for j, o in enumerate(options)}.get(norm_answer(answer))
+    if gold is None:
+        raise Skip("answer_not_an_option", f"gt_answer {answer!r} not in {list(options)}")
+    image = require_image(rec.text("image_path"), "no image_path")
+    raw = rec.text("modality_type")
+    if raw is None and rec.text("modality"):
+        raw = rec.text("modality")
+        report.warn("modality_key_instead_of_modality_type", rec.where)
+    modality = omnimedvqa_modality(raw)
+    if raw and modality == UNKNOWN:
+        report.warn("unmapped_modality", f"{rec.where}: {raw!r}")
+    return Question(
+        rec.text("question_id") or f"{rec.file.stem}-{rec.index}", image, question, options, gold,
+        modality=modality,
+        meta={
+            "modality_type": raw or "",
+            "question_type": rec.text("question_type") or "",
+            "source_dataset": rec.text("dataset") or rec.file.stem,
+        },
+    )
+
+
 def load_omnimedvqa(
     path: str | Path, image_root: str | Path | None = None, verify_images: bool = True, io_workers: int = 8
 ) -> tuple[list[Item], SourceReport]:
@@ -67,48 +106,4 @@ def load_omnimedvqa(
         # QA_information/Open-access/x.json -> the OmniMedVQA root two levels above the folder.
         folder = path if path.is_dir() else path.parent
         image_root = folder.parent.parent if folder.parent.name == "QA_information" else folder
-    root = Path(image_root).resolve()
-    report = new_report(root, SOURCE)
-    items = []
-    for file in files:
-        report.files.append(file.name)
-        for i, rec in enumerate(read_records(file)):
-            report.n_records += 1
-            where = f"{file.name}[{i}]"
-            question, answer, image = (text_field(rec, k) for k in ("question", "gt_answer", "image_path"))
-            if question is None or answer is None:
-                report.skip("malformed_record", f"{where}: missing question or gt_answer")
-                continue
-            options = []
-            for letter in "ABCD":
-                text = text_field(rec, f"option_{letter}")
-                if text is None:
-                    break
-                options.append(text)
-            extra = [l for l in "ABCD"[len(options):] if text_field(rec, f"option_{l}")]
-            if not 2 <= len(options) <= 4 or extra:
-                report.skip("unparseable_options", f"{where}: options must be option_A, option_B[, C, D] in order")
-                continue
-            by_text = {norm_answer(o): j for j, o in enumerate(options)}
-            gold = by_text.get(norm_answer(answer))
-            if gold is None:
-                report.skip("answer_not_an_option", f"{where}: gt_answer {answer!r} not in {options}")
-                continue
-            if image is None:
-                report.skip("no_image", f"{where}: no image_path")
-                continue
-            raw = text_field(rec, "modality_type")
-            if raw is None and text_field(rec, "modality"):
-                raw = text_field(rec, "modality")
-                report.warn("modality_key_instead_of_modality_type", where)
-            modality = omnimedvqa_modality(raw)
-            if raw and modality == UNKNOWN:
-                report.warn("unmapped_modality", f"{where}: {raw!r}")
-            items.append(
-                make_item(
-                    SOURCE, text_field(rec, "question_id") or f"{file.stem}-{i}", image, root, question, options,
-                    gold, modality=modality, modality_type=raw or "", question_type=text_field(rec, "question_type") or "",
-                    source_dataset=text_field(rec, "dataset") or file.stem,
-                )
-            )
-    return finish(items, root, verify_images, io_workers, report), report
+    return load_source(SOURCE, files, Path(image_root).resolve(), _question, verify_images, io_workers)

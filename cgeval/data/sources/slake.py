@@ -13,20 +13,28 @@ from pathlib import Path
 
 from ..records import Item
 from ..registry import canonical_modality
-from .common import (
-    UNKNOWN,
-    YES_NO,
-    SourceReport,
-    canonical_area,
-    finish,
-    make_item,
-    new_report,
-    read_records,
-    text_field,
-    yes_no,
-)
+from .common import UNKNOWN, Question, Record, Skip, SourceReport
+from .common import canonical_area, closed_yes_no, load_source, question_and_answer, require_image
 
 SOURCE = "slake"
+
+
+def _question(rec: Record, report: SourceReport) -> Question:
+    question, answer = question_and_answer(rec, "question", "answer", "missing question or answer")
+    if (rec.text("q_lang") or "en").lower() != "en":
+        raise Skip("non_english", f"q_lang {rec.text('q_lang')!r}")
+    answer_type = rec.text("answer_type")
+    options, gold = closed_yes_no(answer, (answer_type or "").upper() == "CLOSED", answer_type)
+    image = require_image(rec.text("img_name"), "no img_name")
+    raw_modality = rec.text("modality")
+    modality = canonical_modality(raw_modality) if raw_modality else None
+    if raw_modality and modality is None:
+        report.warn("unmapped_modality", f"{rec.where}: {raw_modality!r}")
+    return Question(
+        rec.text("qid") or f"{rec.file.stem}-{rec.index}", image, question, options, gold,
+        modality=modality or UNKNOWN, area=canonical_area(rec.text("location")),
+        meta={"split": rec.file.stem, "content_type": rec.text("content_type") or ""},
+    )
 
 
 def load_slake(
@@ -35,39 +43,4 @@ def load_slake(
     """``paths``: one split file or several (their records are pooled; the split name goes into meta)."""
     paths = [Path(p) for p in (paths if isinstance(paths, (list, tuple)) else [paths])]
     root = Path(image_root if image_root is not None else paths[0].parent / "imgs").resolve()
-    report = new_report(root, SOURCE)
-    items = []
-    for path in paths:
-        report.files.append(path.name)
-        for i, rec in enumerate(read_records(path)):
-            report.n_records += 1
-            where = f"{path.name}[{i}]"
-            question, answer, image = (text_field(rec, k) for k in ("question", "answer", "img_name"))
-            if question is None or answer is None:
-                report.skip("malformed_record", f"{where}: missing question or answer")
-                continue
-            if (text_field(rec, "q_lang") or "en").lower() != "en":
-                report.skip("non_english", f"{where}: q_lang {rec.get('q_lang')!r}")
-                continue
-            if (text_field(rec, "answer_type") or "").upper() != "CLOSED":
-                report.skip("open_ended", f"{where}: answer_type {rec.get('answer_type')!r}")
-                continue
-            yn = yes_no(answer)
-            if yn is None:
-                report.skip("not_yes_no", f"{where}: closed answer {answer!r}")
-                continue
-            if image is None:
-                report.skip("no_image", f"{where}: no img_name")
-                continue
-            raw_modality = text_field(rec, "modality")
-            modality = canonical_modality(raw_modality) if raw_modality else None
-            if raw_modality and modality is None:
-                report.warn("unmapped_modality", f"{where}: {raw_modality!r}")
-            items.append(
-                make_item(
-                    SOURCE, text_field(rec, "qid") or f"{path.stem}-{i}", image, root, question, list(YES_NO),
-                    YES_NO.index(yn), modality=modality or UNKNOWN, area=canonical_area(text_field(rec, "location")),
-                    split=path.stem, content_type=text_field(rec, "content_type") or "",
-                )
-            )
-    return finish(items, root, verify_images, io_workers, report), report
+    return load_source(SOURCE, paths, root, _question, verify_images, io_workers)

@@ -11,11 +11,25 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..records import Item
-from .common import YES_NO, SourceReport, canonical_area, finish, make_item, new_report, read_records, text_field, yes_no
+from .common import Question, Record, SourceReport, canonical_area
+from .common import closed_yes_no, load_source, question_and_answer, require_image
 
 SOURCE = "vqa_rad"
 IMAGE_FOLDER = "VQA_RAD Image Folder"
 _ORGANS = {"HEAD": "Head", "CHEST": "Chest", "ABD": "Abdomen"}
+
+
+def _question(rec: Record, report: SourceReport) -> Question:
+    question, answer = question_and_answer(rec, "question", "answer", "missing question or answer")
+    answer_type = rec.text("answer_type")
+    options, gold = closed_yes_no(answer, (answer_type or "").upper() == "CLOSED", answer_type)
+    image = require_image(rec.text("image_name"), "no image_name")
+    organ = (rec.text("image_organ") or "").upper()
+    return Question(
+        rec.text("qid") or str(rec.index), image, question, options, gold,
+        area=canonical_area(_ORGANS.get(organ, organ.title() or None)),
+        meta={"question_type": rec.text("question_type") or ""},
+    )
 
 
 def load_vqa_rad(
@@ -24,33 +38,4 @@ def load_vqa_rad(
     path = Path(path)
     if image_root is None:
         image_root = path.parent / IMAGE_FOLDER if (path.parent / IMAGE_FOLDER).is_dir() else path.parent
-    root = Path(image_root).resolve()
-    report = new_report(root, SOURCE)
-    report.files.append(path.name)
-    items = []
-    for i, rec in enumerate(read_records(path)):
-        report.n_records += 1
-        where = f"{path.name}[{i}]"
-        question, answer, image = (text_field(rec, k) for k in ("question", "answer", "image_name"))
-        if question is None or answer is None:
-            report.skip("malformed_record", f"{where}: missing question or answer")
-            continue
-        if (text_field(rec, "answer_type") or "").upper() != "CLOSED":
-            report.skip("open_ended", f"{where}: answer_type {rec.get('answer_type')!r}")
-            continue
-        yn = yes_no(answer)
-        if yn is None:
-            report.skip("not_yes_no", f"{where}: closed answer {answer!r}")
-            continue
-        if image is None:
-            report.skip("no_image", f"{where}: no image_name")
-            continue
-        organ = (text_field(rec, "image_organ") or "").upper()
-        items.append(
-            make_item(
-                SOURCE, text_field(rec, "qid") or str(i), image, root, question, list(YES_NO), YES_NO.index(yn),
-                area=canonical_area(_ORGANS.get(organ, organ.title() or None)),
-                question_type=text_field(rec, "question_type") or "",
-            )
-        )
-    return finish(items, root, verify_images, io_workers, report), report
+    return load_source(SOURCE, [path], Path(image_root).resolve(), _question, verify_images, io_workers)
