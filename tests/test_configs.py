@@ -59,3 +59,22 @@ def test_experiment_overrides_win_over_primary_config():
     cfg = _compose(["experiment=holdout_ct_lung_covid"])
     assert cfg.experiment.name == "holdout_ct_lung_covid"
     assert list(cfg.experiment.heldout) == [{"subsets": [3]}]
+
+
+def test_vllm_tensor_parallelism_is_selected_in_config(monkeypatch):
+    """`model.backend=vllm model.vllm.tensor_parallel_size=2` reaches the vLLM adapter's constructor."""
+    from hydra.utils import instantiate
+
+    from cgeval.models import factory
+
+    received = {}
+
+    class Recorder:
+        def __init__(self, **kwargs):
+            received.update(kwargs)
+
+    monkeypatch.setattr(factory, "_adapter_class", lambda backend: Recorder)
+    cfg = _compose(["model=qwen2_vl_7b", "model.backend=vllm", "model.vllm.tensor_parallel_size=2"])
+    instantiate(cfg.model)
+    assert received["tensor_parallel_size"] == 2 and received["model_id"] == "Qwen/Qwen2-VL-7B-Instruct"
+    assert "hf" not in received and "device_map" not in received  # the hf section is dropped
