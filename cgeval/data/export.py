@@ -11,6 +11,10 @@ Formats (checked against the tools' dataset docs):
 Each user turn holds exactly one ``<image>`` tag for its one image (both tools check the counts match), then the
 record's own ``Question-choice`` text; the assistant answers with the option letter, as the evaluation asks.
 
+Exporting into a folder that holds an earlier export of the same experiment replaces it: arm files and
+``dataset_info.json`` entries of that experiment which this split does not write are removed, so the folder
+ends up as a fresh export would leave it and no tool trains on a stale arm. Other experiments' entries stay.
+
 Image paths are absolute by default, so the files work from any working directory; ``image_paths="relative"``
 writes them as in the Med-MAT records (relative to data.root: set LLaMA-Factory's ``media_dir`` to it).
 """
@@ -21,7 +25,7 @@ import json
 from pathlib import Path
 
 from .records import Item
-from .splits import Split
+from .splits import ARMS, Split
 
 FORMATS = ("llamafactory", "swift")
 IMAGE_TAG = "<image>"
@@ -78,6 +82,36 @@ def write_swift(items: list[Item], out_dir: Path, name: str, image_paths: str = 
     return path
 
 
+_FORMAT_FILES = {"llamafactory": ("llamafactory", ".json"), "swift": ("swift", ".jsonl")}
+
+
+def remove_stale_arms(out: Path, experiment: str, written: dict[str, set[str]]) -> list[str]:
+    """Delete this experiment's arm files (and LLaMA-Factory entries) that ``written`` (format -> dataset
+    names) does not list; returns the removed paths relative to ``out``."""
+    removed = []
+    candidates = {f"{experiment}__{arm}" for arm in ARMS}
+    for fmt, (folder, suffix) in _FORMAT_FILES.items():
+        for name in sorted(candidates - written.get(fmt, set())):
+            path = out / folder / f"{name}{suffix}"
+            if path.is_file():
+                path.unlink()
+                removed.append(str(path.relative_to(out)))
+    info_path = out / "llamafactory" / "dataset_info.json"
+    if info_path.exists():
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+        stale = sorted(k for k in info if k in candidates - written.get("llamafactory", set()))
+        for k in stale:
+            del info[k]
+        if not info:
+            info_path.unlink()
+        elif stale:
+            info_path.write_text(json.dumps(dict(sorted(info.items())), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    for fmt, (folder, _) in _FORMAT_FILES.items():
+        if (out / folder).is_dir() and not any((out / folder).iterdir()):
+            (out / folder).rmdir()
+    return removed
+
+
 def target_test_rows(items: list[Item]) -> list[dict]:
     """The target's test items, enough to restrict an evaluation to them (ids, images, prompt, gold)."""
     return [
@@ -107,6 +141,9 @@ def export_split(
         raise ExportError(f"unknown export formats {unknown}; valid: {', '.join(FORMATS)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_arms(
+        out, split.target.name, {f: {f"{split.target.name}__{arm}" for arm in split.arms} for f in formats}
+    )
     files: dict[str, dict[str, str]] = {}
     for arm, items in split.arms.items():
         name = f"{split.target.name}__{arm}"

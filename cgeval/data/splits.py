@@ -20,9 +20,11 @@ Per target (the held-out composition), the arms:
 - ``related``: the Related combination: subsets that together cover the target's MAT elements, none with the
   target's composition. Named in the experiment (Table 3 rows) or derived from the registry: every pair
   (a, b) with a and b each sharing two elements with the target, different ones.
-- ``baseline_plus``: as many items as ``related``, from subsets sharing no element with the target.
+- ``baseline_plus``: as many items as ``related``, from subsets sharing no element with the target. Should it
+  fall short (``allow_short``), ``related`` is trimmed to its size: the two are compared on equal data.
 - Fig. 4: ``all_unrelated`` (no shared element), ``all_related`` (at least one), ``wo_modality`` /
   ``wo_area`` / ``wo_task`` (related, minus those sharing that element), ``all_data``; each capped in total.
+Every arm is shuffled (seeded), so any prefix of a training file samples all its subsets and labels.
 Subsets with the target's own composition (e.g. 14 and 15, both FP-Fundus-Diseases) are in no arm.
 When an arm cannot reach its size, the split fails with `InsufficientTrainingData`, or with
 ``allow_short`` it keeps what exists and records the shortfall in the manifest.
@@ -80,6 +82,14 @@ class DuplicateImageError(SplitError):
 
 class NotMedMatItems(SplitError):
     """Items without a Med-MAT subset (other sources) cannot be split by MAT composition."""
+
+
+class DuplicateItemIds(SplitError):
+    """Several items share one ``item_id``: the split orders items by id, so it could not be a function of them."""
+
+
+class ImageLeak(SplitError):
+    """Invariant broken: an image on a test side is in a training arm. A bug, never expected from any input."""
 
 
 @dataclass(frozen=True)
@@ -249,10 +259,15 @@ def strictly_balanced(items: list[Item], cap: int | None, rng: random.Random) ->
     if not by_label:
         return []
     per_label = min(len(v) for v in by_label.values())
-    if cap is not None:
-        per_label = min(per_label, max(1, cap // len(by_label)))
+    labels = sorted(by_label)
+    if cap is not None and cap < len(labels):
+        # Fewer places than labels: one item each for ``cap`` labels drawn at random, still equal per label.
+        labels = sorted(rng.sample(labels, cap))
+        per_label = 1
+    elif cap is not None:
+        per_label = min(per_label, cap // len(labels))
     out = []
-    for label in sorted(by_label):
+    for label in labels:
         rng.shuffle(by_label[label])
         out.extend(by_label[label][:per_label])
     return out
@@ -306,14 +321,24 @@ class _Adjustments:
             self.rows.append({"kind": kind, "count": count, **detail})
 
 
-def split_subsets(items: list[Item], settings: SplitSettings, adjust: _Adjustments) -> tuple[dict[int, SubsetSplit], dict]:
-    """Per-subset train/test sides, duplicate handling, caps and test-only marking."""
+def split_subsets(
+    items: list[Item], settings: SplitSettings, adjust: _Adjustments, cache: dict[str, str]
+) -> tuple[dict[int, SubsetSplit], dict, set[str]]:
+    """Per-subset train/test sides, duplicate handling, caps and test-only marking.
+
+    Returns the subsets' splits, the duplicate-image summary and the keys of every image on a test side anywhere
+    (``cache`` holds the content hashes `image_key` computed, for checking the arms against those keys)."""
     no_subset = [it.item_id for it in items if it.subset is None]
     if no_subset:
         raise NotMedMatItems(
             f"{len(no_subset)} items have no Med-MAT subset (e.g. {no_subset[:3]}); splits need Med-MAT items"
         )
-    cache: dict[str, str] = {}
+    id_counts = Counter(it.item_id for it in items)
+    repeated = sorted(i for i, c in id_counts.items() if c > 1)
+    if repeated:
+        raise DuplicateItemIds(
+            f"{len(repeated)} item ids occur more than once (e.g. {repeated[:3]}); load each record once"
+        )
     images: dict[int, dict[str, list[Item]]] = defaultdict(lambda: defaultdict(list))
     for it in sorted(items, key=lambda x: x.item_id):
         images[it.subset][image_key(it, settings.image_identity, cache)].append(it)
@@ -389,7 +414,7 @@ def split_subsets(items: list[Item], settings: SplitSettings, adjust: _Adjustmen
             train=train,
             test=test,
         )
-    return result, duplicates
+    return result, duplicates, global_test
 
 
 def _shares(number: int, comps: tuple[Composition, ...]) -> int:
@@ -531,6 +556,18 @@ def build_arms(target: TargetSpec, splits: dict[int, SubsetSplit], settings: Spl
             "baseline_plus", bp_pool, splits, len(arms["related"]), settings, adjust, "as many as Related"
         )
         info["baseline_plus_subsets"] = bp_pool
+        if len(arms["baseline_plus"]) < len(arms["related"]):
+            # allow_short kept a smaller Baseline+: the protocol compares equal amounts of data, so Related
+            # shrinks to the same size (spread over its subsets as evenly as they allow), recorded.
+            adjust.add(
+                "related_trimmed_to_baseline_plus",
+                len(arms["related"]) - len(arms["baseline_plus"]),
+                arm="related",
+                detail="Baseline+ could not reach the Related size; both arms keep the same number of items",
+            )
+            arms["related"] = _take_across(
+                "related", related, splits, len(arms["baseline_plus"]), settings, adjust, "as many as Baseline+"
+            )
 
     cap = target.total_cap if target.total_cap is not None else settings.total_cap
     for arm in FIG4_ARMS:
@@ -546,12 +583,17 @@ def build_arms(target: TargetSpec, splits: dict[int, SubsetSplit], settings: Spl
         info["related_subsets"] = None
     if "related" in arms and "related" not in target.arms:
         del arms["related"]  # built only to size Baseline+
+    # Items come out grouped by subset and label; a seeded shuffle keeps any prefix of a training file (a tool's
+    # max_samples, a streamed or unshuffled run) a fair sample of the whole arm.
+    for arm, its in arms.items():
+        _rng(settings.seed, "order", arm).shuffle(its)
     return {a: arms[a] for a in target.arms}, info
 
 
 def build_split(items: list[Item], target: TargetSpec, settings: SplitSettings) -> Split:
     adjust = _Adjustments()
-    splits, duplicates = split_subsets(items, settings, adjust)
+    cache: dict[str, str] = {}
+    splits, duplicates, tested_images = split_subsets(items, settings, adjust, cache)
     absent = [n for n in target.target_subsets if n not in splits]
     if len(absent) == len(target.target_subsets):
         raise TargetMissing(
@@ -591,13 +633,16 @@ def build_split(items: list[Item], target: TargetSpec, settings: SplitSettings) 
         "duplicates": duplicates,
         "adjustments": adjust.rows,
     }
-    _check_no_leak(test, arms)
+    _check_no_leak(arms, tested_images, settings, cache)
     return Split(target=target, settings=settings, subsets=splits, test=test, arms=arms, manifest=manifest)
 
 
-def _check_no_leak(test: list[Item], arms: dict[str, list[Item]]) -> None:
-    """Invariant, not input validation: no target test image is in any training arm."""
-    test_images = {it.image for it in test}
+def _check_no_leak(
+    arms: dict[str, list[Item]], tested_images: set[str], settings: SplitSettings, cache: dict[str, str]
+) -> None:
+    """Invariant, not input validation: no image on any subset's test side (the target's included), by the
+    split's own image identity, is in any training arm. Raised, not asserted, so ``python -O`` keeps it."""
     for arm, its in arms.items():
-        leaked = test_images & {it.image for it in its}
-        assert not leaked, f"arm {arm} contains target test images {sorted(leaked)[:3]}"
+        leaked = tested_images & {image_key(it, settings.image_identity, cache) for it in its}
+        if leaked:
+            raise ImageLeak(f"arm {arm} contains images from a test side: {sorted(leaked)[:3]}")

@@ -91,3 +91,21 @@ def test_cli_on_the_sample(tmp_path: Path):
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )
     assert missing.returncode != 0 and "RelatedSubsetsMissing" in missing.stderr and "32" in missing.stderr
+
+
+def test_reexport_leaves_no_stale_arm(tmp_path: Path, split):
+    # An earlier export with more arms and formats is replaced: the folder ends as a fresh export leaves it, and
+    # dataset_info.json names no arm the new split lacks (a tool would train on it silently).
+    items, _ = load_medmat(SAMPLE_ROOT, verify_images=False)
+    smaller = build_split(items, TargetSpec("exp", (3,), ("related", "baseline_plus")), SMALL)
+    other = build_split(items, TargetSpec("other", (3,), ("related",)), SMALL)
+    export_split(other, tmp_path / "reused", formats=["llamafactory"])
+    export_split(split, tmp_path / "reused")
+    export_split(smaller, tmp_path / "reused", formats=["llamafactory"])
+    export_split(other, tmp_path / "fresh", formats=["llamafactory"])
+    export_split(smaller, tmp_path / "fresh", formats=["llamafactory"])
+    tree = lambda root: {str(f.relative_to(root)): f.read_bytes() for f in sorted(root.rglob("*")) if f.is_file()}
+    assert tree(tmp_path / "reused") == tree(tmp_path / "fresh")
+    info = json.loads((tmp_path / "reused" / "llamafactory" / "dataset_info.json").read_text())
+    assert set(info) == {"exp__related", "exp__baseline_plus", "other__related"}
+    assert not (tmp_path / "reused" / "swift").exists()

@@ -11,9 +11,12 @@ from cgeval.data.loader import load_medmat
 from cgeval.data.records import Item
 from cgeval.data.registry import SUBSETS
 from cgeval.data.sample import SAMPLE_ROOT
+import cgeval.data.splits as splits_module
 from cgeval.data.splits import (
     FIG4_ARMS,
     DuplicateImageError,
+    DuplicateItemIds,
+    ImageLeak,
     InsufficientTrainingData,
     InvalidRelatedSet,
     NotMedMatItems,
@@ -215,3 +218,64 @@ def test_other_sources_are_refused():
     item = replace(synth(3, 1)[0], subset=None)
     with pytest.raises(NotMedMatItems):
         build_split([item], TargetSpec("t", (3,), ("all_data",)), SMALL)
+
+
+def test_duplicate_item_ids_are_a_named_error():
+    # The split orders items by id: two items under one id would make it depend on the input order.
+    items = synth(3, 30) + synth(4, 30)
+    twin = replace(items[1], image="med-mat/other/x.png", answer_text="b")
+    with pytest.raises(DuplicateItemIds, match="S03-img1"):
+        build_split(items + [twin], TargetSpec("t", (3,), ("all_data",), total_cap=None), SMALL)
+
+
+def test_test_cap_smaller_than_label_count_is_kept():
+    items = synth(3, 40, labels=("a", "b", "c", "d")) + synth(4, 40)
+    settings = replace(SMALL, train_cap_per_subset=10, test_cap_per_subset=2)
+    split = build_split(items, TargetSpec("t", (3,), ("all_data",), total_cap=None), settings)
+    counts = Counter(it.answer_text for it in split.subsets[3].test)
+    assert sum(counts.values()) == 2 and set(counts.values()) == {1}
+    assert len(split.subsets[4].test) == 2
+
+
+def test_short_baseline_plus_trims_related_to_the_same_size():
+    # Related (04 + 28) holds 20 training items, the only unrelated subset (08) 10: with allow_short both arms
+    # keep 10, so Trained and Baseline+ still see the same amount of data; the trim is recorded.
+    items = synth(3, 40) + synth(4, 40) + synth(28, 40) + synth(8, 14)
+    settings = replace(SMALL, train_cap_per_subset=10)
+    split = build_split(items, TargetSpec("t", (3,), ("related", "baseline_plus")), settings)
+    assert len(split.arms["related"]) == len(split.arms["baseline_plus"]) == 10
+    assert Counter(it.subset for it in split.arms["related"]) == {4: 5, 28: 5}
+    kinds = {a["kind"]: a for a in split.manifest["adjustments"]}
+    assert kinds["arm_short_of_size"]["arm"] == "baseline_plus"
+    assert kinds["related_trimmed_to_baseline_plus"]["count"] == 10
+    assert split.manifest["arms"]["related"]["n"] == 10
+    with pytest.raises(InsufficientTrainingData, match="baseline_plus"):
+        build_split(items, TargetSpec("t", (3,), ("related", "baseline_plus")), replace(settings, allow_short=False))
+
+
+def test_arms_are_shuffled_not_grouped_by_subset(sample_items):
+    # A tool that reads only the first N items (max_samples, streaming) must still see every subset and label.
+    split = build_split(sample_items, TargetSpec("f", (3,), ("all_data",), total_cap=None), SMALL)
+    order = [it.subset for it in split.arms["all_data"]]
+    assert order != sorted(order)
+    first = split.arms["all_data"][: len(order) // 3]
+    assert len({it.subset for it in first}) > 2
+    again = build_split(list(reversed(sample_items)), TargetSpec("f", (3,), ("all_data",), total_cap=None), SMALL)
+    assert [it.item_id for it in again.arms["all_data"]] == [it.item_id for it in split.arms["all_data"]]
+
+
+def test_leak_invariant_is_raised_not_asserted(monkeypatch):
+    # Should a bug ever put a test-side image into training, the split fails loudly (also under python -O).
+    items = synth(3, 30) + synth(4, 30)
+    real = splits_module.balanced_take
+    tested = {}
+
+    def leaky(pool, n, rng):
+        out = real(pool, n, rng)
+        return out + tested.get(pool[0].subset, []) if pool else out
+
+    split = build_split(items, TargetSpec("t", (3,), ("all_data",), total_cap=None), replace(SMALL, train_cap_per_subset=10))
+    tested[4] = split.subsets[4].test[:1]
+    monkeypatch.setattr(splits_module, "balanced_take", leaky)
+    with pytest.raises(ImageLeak, match="all_data"):
+        build_split(items, TargetSpec("t", (3,), ("all_data",), total_cap=None), replace(SMALL, train_cap_per_subset=10))
