@@ -21,6 +21,56 @@ __all__ = ["HFAdapter", "ImageLoadError", "LetterTokenError", "ModelLoadError", 
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
+# Every generation setting that can change which token is chosen, set to its neutral value. A checkpoint's
+# generation_config.json is otherwise merged into every ``generate`` call: Qwen2-VL / Qwen2.5-VL (and models
+# fine-tuned from them, e.g. Lingshu) ship ``repetition_penalty: 1.05``, which silently penalises the option
+# letters (they all occur in the prompt), and a checkpoint may also carry beams, n-gram bans, minimum lengths or
+# suppressed tokens. vLLM's offline engine ignores those files for SamplingParams we build ourselves, so without
+# this the hf and vllm back ends would answer differently. Only the stop tokens (eos / pad) are taken from it.
+NEUTRAL_DECODING: dict[str, Any] = {
+    "num_beams": 1,
+    "num_beam_groups": 1,
+    "num_return_sequences": 1,
+    "penalty_alpha": None,  # contrastive search when set with top_k > 1
+    "repetition_penalty": 1.0,
+    "encoder_repetition_penalty": 1.0,
+    "no_repeat_ngram_size": 0,
+    "encoder_no_repeat_ngram_size": 0,
+    "min_length": 0,
+    "min_new_tokens": None,
+    "bad_words_ids": None,
+    "sequence_bias": None,
+    "suppress_tokens": None,
+    "begin_suppress_tokens": None,
+    "forced_bos_token_id": None,
+    "forced_eos_token_id": None,
+    "exponential_decay_length_penalty": None,
+    "guidance_scale": None,
+    "constraints": None,
+    "force_words_ids": None,
+    "dola_layers": None,
+    "renormalize_logits": False,
+    "watermarking_config": None,
+}
+# Sampling filters: all off for greedy decoding; for sampling only temperature and top_p (from our config) apply,
+# never a checkpoint's top_k (Qwen2-VL ships top_k: 1, which would make "sampling" greedy).
+SAMPLING_FILTERS = ("temperature", "top_k", "top_p", "min_p", "typical_p", "top_h", "epsilon_cutoff", "eta_cutoff")
+
+
+def decoding_settings(max_new_tokens: int, do_sample: bool, temperature: float, top_p: float) -> dict[str, Any]:
+    """The complete set of ``generate`` keyword arguments that decide the reply (see `NEUTRAL_DECODING`).
+
+    Keys the installed transformers' ``GenerationConfig`` does not know are dropped (``generate`` would otherwise
+    hand them to the model's forward)."""
+    from transformers import GenerationConfig
+
+    settings: dict[str, Any] = {"max_new_tokens": int(max_new_tokens), "do_sample": bool(do_sample),
+                                **NEUTRAL_DECODING, **{k: None for k in SAMPLING_FILTERS}}
+    if do_sample:
+        settings.update(temperature=float(temperature), top_p=float(top_p))
+    known = GenerationConfig()
+    return {k: v for k, v in settings.items() if k in ("max_new_tokens", "do_sample") or hasattr(known, k)}
+
 
 class ModelLoadError(RuntimeError):
     """The model or its processor could not be loaded (no weights at the path, hub unreachable, wrong class)."""
@@ -119,7 +169,8 @@ class HFAdapter:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = device
         if dtype == "auto":
-            dtype = "float32" if device == "cpu" and device_map is None else "bfloat16"
+            on_cpu = device_map == "cpu" or (device == "cpu" and device_map is None)
+            dtype = "float32" if on_cpu else "bfloat16"
         self.dtype = dtype
         self.torch_dtype = getattr(torch, dtype)
 
@@ -137,6 +188,7 @@ class HFAdapter:
         model_kwargs: dict[str, Any] = {"dtype": self.torch_dtype, **load_kwargs}
         if device_map is not None:
             model_kwargs["device_map"] = device_map
+        self.attn_implementation = attn_implementation
         if attn_implementation is not None:
             model_kwargs["attn_implementation"] = attn_implementation
         try:
@@ -163,6 +215,10 @@ class HFAdapter:
         mean = getattr(getattr(self.processor, "image_processor", None), "image_mean", None) or (0.5, 0.5, 0.5)
         self.pad_fill = tuple(int(255 * m) for m in mean)
         self._keeps_last_logits = "logits_to_keep" in _forward_params(self.model)
+        self.decoding = decoding_settings(self.max_new_tokens, self.do_sample, self.temperature, self.top_p)
+        # When generation stops is the one thing taken from the checkpoint's generation_config; recorded.
+        gen_cfg = getattr(self.model, "generation_config", None)
+        self.eos_token_id = getattr(gen_cfg, "eos_token_id", None)
 
     # --- inputs -----------------------------------------------------------------------------------------
 
@@ -192,13 +248,11 @@ class HFAdapter:
         if not batch:
             return []
         enc = self.encode(batch)
-        kwargs: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample,
-                                  "pad_token_id": self.tokenizer.pad_token_id}
+        # Every answer-deciding setting is passed explicitly, so a checkpoint's generation_config cannot
+        # add a repetition penalty, beams or a top_k behind our back (see NEUTRAL_DECODING).
+        kwargs: dict[str, Any] = {**self.decoding, "pad_token_id": self.tokenizer.pad_token_id}
         if self.do_sample:
-            kwargs.update(temperature=self.temperature, top_p=self.top_p)
             torch.manual_seed(self.seed)
-        else:  # greedy: drop sampling settings a checkpoint's generation_config may carry
-            kwargs.update(temperature=None, top_p=None, top_k=None)
         with torch.inference_mode():
             out = self.model.generate(**enc, **kwargs)
         new_tokens = out[:, enc["input_ids"].shape[1]:]
@@ -233,11 +287,15 @@ class HFAdapter:
             "dtype": self.dtype,
             "device": self.device,
             "device_map": self.device_map,
+            "attn_implementation": self.attn_implementation,
             "max_new_tokens": self.max_new_tokens,
             "do_sample": self.do_sample,
             **({"temperature": self.temperature, "top_p": self.top_p, "seed": self.seed} if self.do_sample else {}),
+            "decoding": self.decoding,
+            "eos_token_id": self.eos_token_id,
             "trust_remote_code": self.trust_remote_code,
             "pad_to_square": self.pad_to_square,
+            "processor_kwargs": self.processor_kwargs,
             "prompt": self.prompt.describe(),
             "chat_template_source": self.chat_template_source,
             "chat_template_sha256": sha256_text(self.chat_template),

@@ -13,6 +13,16 @@ Likelihood scoring asks for one token with ``logprobs=True, top_logprobs=k``. A 
 log-sum-exp of the top-k entries whose text, stripped of whitespace, is the letter ("A", " A"); a letter not
 among the top k scores ``-inf``. A server that returns no logprobs raises `UnsupportedScoring`.
 
+``describe()`` (hashed into the resume key) holds what decides an answer; ``max_concurrency``, ``timeout`` and
+``max_retries`` only decide speed and patience and are reported by `OpenAIAdapter.runtime` instead, so changing
+them does not discard finished predictions. ``base_url`` stays in the key: another server may serve another
+model under the same name.
+
+A ``vllm serve`` / SGLang server fills unset request fields from the checkpoint's generation_config (Qwen2-VL:
+``repetition_penalty`` 1.05), which the hf and vllm back ends do not apply. Start vLLM with
+``--generation-config vllm`` or set ``extra_body: {repetition_penalty: 1.0}`` for answers comparable with them;
+that field is not sent by default because hosted APIs reject it.
+
 The API key is read once, in the constructor, from the environment variable named by ``api_key_env``; it is
 handed to the SDK client and kept nowhere else: not in `describe`, ``repr`` or any log line.
 """
@@ -160,9 +170,14 @@ def letter_scores(completion: Any, letters: Sequence[str]) -> dict[str, float]:
         seen.setdefault(token, float(logprob))  # the sampled token is usually among the top ones too
     scores = {}
     for letter in letters:
-        values = [lp for tok, lp in seen.items() if tok.strip() == letter]
+        values = [lp for tok, lp in seen.items() if _token_text(tok) == letter]
         scores[letter] = _logsumexp(values) if values else -math.inf
     return scores
+
+
+def _token_text(token: str) -> str:
+    """A returned token as text: servers send decoded text (" A") or, some, the raw piece ("▁A", "ĠA")."""
+    return token.replace("\u2581", " ").replace("\u0120", " ").strip()
 
 
 def _logsumexp(values: list[float]) -> float:
@@ -327,14 +342,16 @@ class OpenAIAdapter:
             "image_format": self.image_format,
             "prompt": self.template.describe(),
             "likelihood": {"method": "chat logprobs of the first token", "top_logprobs": self.top_logprobs},
-            "max_concurrency": self.max_concurrency,
-            "timeout_s": self.timeout,
-            "max_retries": self.max_retries,
             "extra_body": {k: v for k, v in self.extra_body.items() if k != "chat_template"},
             "chat_template_sha256": (hashlib.sha256(self.extra_body["chat_template"].encode()).hexdigest()[:16]
                                      if "chat_template" in self.extra_body else None),
             "ignored_config": self.ignored_config,
         }
+
+    def runtime(self) -> dict:
+        """Settings that decide speed and patience, not answers: for the manifest, not the resume key."""
+        return {"max_concurrency": self.max_concurrency, "timeout_s": self.timeout, "max_retries": self.max_retries,
+                "retry_base_delay_s": self.retry_base_delay, "retry_max_delay_s": self.retry_max_delay}
 
     def __repr__(self) -> str:
         return f"OpenAIAdapter(name={self.name!r}, model={self.served_model!r}, base_url={self.base_url!r})"

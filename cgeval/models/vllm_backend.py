@@ -12,6 +12,17 @@ by the hf back end's rule (`letter_token_ids`: "A" and " A" where single tokens,
 both back ends score the same quantity. A letter whose log-probabilities do not come back scores ``-inf`` and
 is listed in `VLLMAdapter.unscored` and logged.
 
+BOS: vLLM's offline ``LLM.chat`` has tokenized the rendered template with ``add_special_tokens`` True for
+multimodal models in some releases and False in others (vllm-project/vllm#55197, #55288), so a template that writes
+BOS itself (Gemma 3, Llama 3.2 Vision, LLaVA-Med's ``[INST]`` template) got two, or a template that relies on the
+tokenizer's BOS (llava-hf's ``USER: ... ASSISTANT:``) got none. The adapter decides it by the hf back end's rule
+(the rendered template starts with BOS: add none; otherwise let the tokenizer add its own) and passes it as
+``tokenization_kwargs`` on every call, so both back ends see the same tokens whatever the vLLM release.
+
+``describe()`` (hashed into the resume key) holds what decides an answer; engine settings that only decide speed
+or memory (`RUNTIME_ENGINE_KEYS`) are reported by `VLLMAdapter.runtime` instead, so changing them does not throw
+away finished predictions. (Like the hf back end's batch size, they can move logits by float rounding only.)
+
 vLLM is an optional extra, imported only when this adapter is constructed; the request construction and
 result handling below are plain functions, tested on CPU with stand-in output objects.
 """
@@ -33,6 +44,14 @@ from .prompt import PromptTemplate, chat_messages
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install 'cgeval[vllm]'  (from a checkout: pip install -e '.[vllm]')"
+
+# Engine arguments that change throughput or memory, not answers: kept out of the resume key.
+RUNTIME_ENGINE_KEYS = frozenset({"gpu_memory_utilization", "max_num_seqs", "max_num_batched_tokens",
+                                 "enforce_eager", "enable_prefix_caching", "swap_space", "cpu_offload_gb",
+                                 "disable_log_stats", "compilation_config", "enable_chunked_prefill"})
+# Set explicitly so that no default from a checkpoint's generation_config (Qwen2-VL ships
+# repetition_penalty 1.05) can reach a request, whichever vLLM release merges what.
+NEUTRAL_PENALTIES = {"repetition_penalty": 1.0, "presence_penalty": 0.0, "frequency_penalty": 0.0, "min_tokens": 0}
 
 
 class VLLMNotInstalled(ImportError):
@@ -66,14 +85,39 @@ def vllm_messages(item: Item, template: PromptTemplate, image: Image.Image) -> l
 
 
 def generation_params(max_new_tokens: int, seed: int) -> dict:
-    """Greedy decoding; the seed is passed although greedy decoding does not draw."""
-    return {"temperature": 0.0, "max_tokens": max_new_tokens, "seed": seed}
+    """Greedy decoding with no penalties; the seed is passed although greedy decoding does not draw."""
+    return {"temperature": 0.0, "max_tokens": max_new_tokens, "seed": seed, **NEUTRAL_PENALTIES}
 
 
 def likelihood_params(letter_ids: Mapping[str, Sequence[int]], seed: int) -> dict:
     """One greedy token, with the log-probabilities of every option-letter token returned."""
-    return {"temperature": 0.0, "max_tokens": 1, "seed": seed,
+    return {"temperature": 0.0, "max_tokens": 1, "seed": seed, **NEUTRAL_PENALTIES,
             "logprob_token_ids": sorted({t for ids in letter_ids.values() for t in ids})}
+
+
+def template_writes_bos(rendered: str, bos_token: str | None) -> bool:
+    """Whether a rendered chat template already starts with BOS (then the tokenizer must not add another)."""
+    return bool(bos_token) and rendered.lstrip().startswith(bos_token)
+
+
+def chat_add_special_tokens(tokenizer: Any, chat_template: str | None, template: PromptTemplate) -> bool | None:
+    """The hf back end's rule for one rendering of the template: add the tokenizer's special tokens unless the
+    template writes BOS itself. The template is the config's, else the tokenizer's; where neither is known here
+    (a VLM whose template lives only in its processor) the answer is None: leave it to vLLM. A template that
+    does not render with these stand-in messages is judged by its text (does it mention ``bos_token``)."""
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Question?"}]}]
+    if template.system:
+        messages.insert(0, {"role": "system", "content": [{"type": "text", "text": template.system}]})
+    bos = getattr(tokenizer, "bos_token", None)
+    source = chat_template if chat_template is not None else getattr(tokenizer, "chat_template", None)
+    if source is None:
+        return None
+    try:
+        rendered = tokenizer.apply_chat_template(messages, chat_template=source, tokenize=False,
+                                                 add_generation_prompt=True)
+    except Exception:  # noqa: BLE001 - a template that wants other message shapes: judge by its text
+        return "bos_token" not in source
+    return not template_writes_bos(rendered, bos)
 
 
 # ---------------------------------------------------------------- result handling (pure)
@@ -219,10 +263,21 @@ class VLLMAdapter:
         # generate, and fails only when asked for likelihoods.
         self._letter_ids: dict[str, tuple[int, ...]] | None = None
         self._letter_error: LetterTokenError | None = None
+        tokenizer = self.llm.get_tokenizer()
         try:
-            self._letter_ids = letter_token_ids(self.llm.get_tokenizer())
+            self._letter_ids = letter_token_ids(tokenizer)
         except LetterTokenError as e:
             self._letter_error = e
+        self.add_special_tokens = chat_add_special_tokens(tokenizer, chat_template, self.template)
+        import inspect
+
+        self._chat_takes_tokenization_kwargs = "tokenization_kwargs" in inspect.signature(self.llm.chat).parameters
+        if self.add_special_tokens is None:
+            log.warning("%s: no chat template to check for BOS here; BOS handling is vLLM's own", name)
+        elif not self._chat_takes_tokenization_kwargs:
+            log.warning("%s: this vLLM's LLM.chat takes no tokenization_kwargs; BOS handling is vLLM's own "
+                        "(add_special_tokens=%s wanted)", name, self.add_special_tokens)
+            self.add_special_tokens = None
 
     @property
     def letter_ids(self) -> dict[str, tuple[int, ...]]:
@@ -234,7 +289,10 @@ class VLLMAdapter:
     def _chat(self, batch: Sequence[Item], params: Any) -> list[Any]:
         images = load_item_images(batch, self.pad_to_square, self.image_workers)
         conversations = [vllm_messages(it, self.template, im) for it, im in zip(batch, images)]
-        return self.llm.chat(conversations, params, use_tqdm=self.use_tqdm, chat_template=self.chat_template)
+        extra = ({"tokenization_kwargs": {"add_special_tokens": self.add_special_tokens}}
+                 if self.add_special_tokens is not None else {})
+        return self.llm.chat(conversations, params, use_tqdm=self.use_tqdm, chat_template=self.chat_template,
+                             **extra)
 
     def generate(self, batch: Sequence[Item]) -> list[str]:
         if not batch:
@@ -272,18 +330,23 @@ class VLLMAdapter:
             "path": self.path,
             "trust_remote_code": self.trust_remote_code,
             "max_new_tokens": self.max_new_tokens,
-            "decoding": "greedy",
+            "decoding": {"greedy": True, **NEUTRAL_PENALTIES},
+            "add_special_tokens": "vllm default" if self.add_special_tokens is None else self.add_special_tokens,
             "pad_to_square": self.pad_to_square,
             "chat_template_source": "config" if self.chat_template is not None else "checkpoint",
             "chat_template_sha256": sha256_text(self.chat_template),
             "prompt": self.template.describe(),
-            "engine": {k: v for k, v in self.engine_args.items() if k != "model"},
+            "engine": {k: v for k, v in self.engine_args.items() if k != "model" and k not in RUNTIME_ENGINE_KEYS},
             "likelihood": {"method": "logprob_token_ids, one generated token",
                            "letter_token_ids": ({l: list(ids) for l, ids in self._letter_ids.items()}
                                                 if self._letter_ids else None),
                            "unavailable": None if self._letter_error is None else str(self._letter_error)},
             "ignored_config": self.ignored_config,
         }
+
+    def runtime(self) -> dict:
+        """Engine settings that decide speed and memory, not answers: for the manifest, not the resume key."""
+        return {k: v for k, v in self.engine_args.items() if k in RUNTIME_ENGINE_KEYS}
 
     def __repr__(self) -> str:
         return f"VLLMAdapter(name={self.name!r}, model={self.engine_args['model']!r})"

@@ -15,9 +15,20 @@ from PIL import Image
 
 from cgeval.models.base import ModelAdapter
 from cgeval.models.factory import UnsupportedBackend, build_adapter
-from cgeval.models.hf import HFAdapter, ImageLoadError, LetterTokenError, ModelLoadError, letter_token_ids
+from cgeval.models.hf import (
+    HFAdapter,
+    ImageLoadError,
+    LetterTokenError,
+    ModelLoadError,
+    letter_token_ids,
+)
 from cgeval.models.media import expand_to_square
-from cgeval.models.tiny import TINY_VERSION, UnknownTinyModel, ensure_tiny, tiny_model_dir
+from cgeval.models.tiny import (
+    TINY_VERSION,
+    UnknownTinyModel,
+    ensure_tiny,
+    tiny_model_dir,
+)
 from cgeval.run import score_batch
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -306,3 +317,86 @@ def test_tiny_configs_instantiate_through_hydra(name, tiny_cache, tiny_adapters,
 def test_model_backend_override_reaches_the_factory():
     cfg = _compose_model("qwen2_vl_7b", "model.backend=vllm")
     assert cfg.model.backend == "vllm" and cfg.model._target_ == "cgeval.models.factory.build_adapter"
+
+
+# --- decoding is what describe() says, whatever the checkpoint's generation_config carries ----------------
+
+
+def _with_generation_config(src: Path, dst: Path, **settings) -> Path:
+    """A copy of a tiny checkpoint whose generation_config.json carries ``settings`` (same weights)."""
+    import json
+    import shutil
+
+    shutil.copytree(src, dst)
+    cfg_path = dst / "generation_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg.update(settings)
+    cfg_path.write_text(json.dumps(cfg))
+    return dst
+
+
+@pytest.mark.parametrize("name", sorted(TINY_CONFIGS))
+def test_checkpoint_generation_config_cannot_change_greedy_answers(name, tiny_cache, tiny_adapters, mixed_batch,
+                                                                   tmp_path):
+    # Qwen2-VL-Instruct style (do_sample, top_k 1, repetition_penalty), made strong enough to bite on random
+    # weights, plus beams and an n-gram ban: none of it may leak into "greedy".
+    folder = _with_generation_config(tiny_model_dir(name, tiny_cache), tmp_path / name, do_sample=True,
+                                     temperature=0.01, top_k=1, top_p=0.001, repetition_penalty=3.0,
+                                     no_repeat_ngram_size=1, num_beams=2, min_new_tokens=8)
+    poisoned = build_adapter(name=name, path=str(folder), max_new_tokens=8)
+    assert poisoned.model.generation_config.repetition_penalty == 3.0  # the file was read
+    assert poisoned.generate(mixed_batch) == tiny_adapters[name].generate(mixed_batch)
+    d = poisoned.describe()["decoding"]
+    assert d["do_sample"] is False and d["num_beams"] == 1 and d["repetition_penalty"] == 1.0
+    assert d["no_repeat_ngram_size"] == 0 and d["top_k"] is None and d["max_new_tokens"] == 8
+
+
+def test_greedy_generation_is_the_argmax_of_the_logits(tiny_adapters, mixed_batch):
+    """The first generated token of every item is the argmax of the same forward pass likelihood mode reads."""
+    llava = tiny_adapters["tiny_llava"]
+    enc = llava.encode(mixed_batch)
+    with torch.inference_mode():
+        first = llava.model(**enc).logits[:, -1].argmax(-1)
+        out = llava.model.generate(**enc, **llava.decoding, pad_token_id=llava.tokenizer.pad_token_id)
+    assert out[:, enc["input_ids"].shape[1]].tolist() == first.tolist()
+
+
+def test_sampling_uses_only_the_configured_filters():
+    from cgeval.models.hf import decoding_settings
+
+    s = decoding_settings(32, True, 0.7, 0.9)
+    assert (s["temperature"], s["top_p"], s["top_k"], s["repetition_penalty"]) == (0.7, 0.9, None, 1.0)
+    g = decoding_settings(32, False, 0.7, 0.9)
+    assert g["do_sample"] is False and g["temperature"] is None and g["top_p"] is None
+
+
+def test_greedy_generate_emits_no_generation_warnings(tiny_cache, mixed_batch, tmp_path, recwarn, caplog):
+    folder = _with_generation_config(tiny_model_dir("tiny_qwen2_vl", tiny_cache), tmp_path / "q", do_sample=True,
+                                     temperature=0.01, top_k=1, top_p=0.001, repetition_penalty=1.05)
+    adapter = build_adapter(name="q", path=str(folder), max_new_tokens=4)
+    caplog.clear()
+    recwarn.clear()
+    adapter.generate(mixed_batch[:2])
+    messages = [str(w.message) for w in recwarn] + [r.getMessage() for r in caplog.records]
+    assert not [m for m in messages if "temperature" in m or "top_p" in m or "top_k" in m or "generation" in m]
+
+
+# --- describe() holds everything that decides an answer ---------------------------------------------------
+
+
+def test_processor_kwargs_and_attention_are_part_of_the_run_key(tiny_cache, tiny_adapters, mixed_batch):
+    from cgeval.store import run_key
+
+    folder = str(tiny_model_dir("tiny_qwen2_vl", tiny_cache))
+    plain = tiny_adapters["tiny_qwen2_vl"]
+    pixels = {"size": {"shortest_edge": 112 * 112, "longest_edge": 112 * 112}}
+    larger = build_adapter(name="tiny_qwen2_vl", path=folder, max_new_tokens=8, hf={"processor_kwargs": pixels})
+    item = [next(it for it in mixed_batch if _size(it.image_path) == (33, 33))]
+    # the kwargs do change what the model sees ...
+    assert plain.encode(item)["image_grid_thw"].tolist() != larger.encode(item)["image_grid_thw"].tolist()
+    # ... so a resumed run must not reuse answers given without them
+    assert larger.describe()["processor_kwargs"] == pixels
+    assert run_key(plain, "generate/strict") != run_key(larger, "generate/strict")
+    eager = build_adapter(name="tiny_qwen2_vl", path=folder, max_new_tokens=8, attn_implementation="eager")
+    assert eager.describe()["attn_implementation"] == "eager"
+    assert run_key(plain, "likelihood/strict") != run_key(eager, "likelihood/strict")

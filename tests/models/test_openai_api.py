@@ -316,3 +316,27 @@ def test_config_chat_template_and_extra_body_travel_with_requests(tmp_path, key_
     assert bodies[0]["chat_template"] == "[INST] {{ x }} [/INST]" and bodies[0]["top_k"] == 1
     d = m.describe()
     assert d["extra_body"] == {"top_k": 1} and len(d["chat_template_sha256"]) == 16
+
+
+def test_raw_sentencepiece_and_byte_level_pieces_count_as_the_letter(tmp_path, key_env):
+    # some servers return the raw piece ("▁A" Llama/Mistral, "ĠB" byte-level BPE) instead of decoded text
+    pairs = [("\u2581A", -0.5), ("\u0120B", -1.5), ("B", -2.5), ("\u2581The", -3.0)]
+    m = adapter(lambda r: httpx.Response(200, json=completion("A", top(pairs))), key_env, top_logprobs=4)
+    (scores,) = m.option_logprobs(make_items(tmp_path, 1))
+    assert scores["A"] == pytest.approx(-0.5)
+    assert scores["B"] == pytest.approx(math.log(math.exp(-1.5) + math.exp(-2.5)))
+
+
+def test_concurrency_and_timeouts_stay_out_of_the_resume_key(tmp_path, key_env):
+    from cgeval.store import run_key
+
+    ok = lambda r: httpx.Response(200, json=completion("A", None))
+    a = adapter(ok, key_env, max_concurrency=16, timeout=120.0, max_retries=5)
+    b = adapter(ok, key_env, max_concurrency=2, timeout=5.0, max_retries=0, retry_base_delay=0.1)
+    assert run_key(a, "generate/strict") == run_key(b, "generate/strict")
+    assert b.runtime()["max_concurrency"] == 2 and b.runtime()["timeout_s"] == 5.0
+    assert KEY not in json.dumps(b.runtime())
+    elsewhere = OpenAIAdapter(name="srv", model_id="org/model-7b", base_url="http://elsewhere:9000/v1",
+                              api_key_env=key_env, http_client=httpx.Client(transport=httpx.MockTransport(ok)))
+    for changed in (adapter(ok, key_env, max_new_tokens=64), adapter(ok, key_env, top_logprobs=5), elsewhere):
+        assert run_key(changed, "generate/strict") != run_key(a, "generate/strict")

@@ -6,18 +6,25 @@ import os
 import sys
 import types
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from cgeval.data.records import Item
 from cgeval.models.base import ModelAdapter
-from cgeval.models.media import CLIP_MEAN_FILL, ImageLoadError, expand_to_square, load_item_images
+from cgeval.models.media import (
+    CLIP_MEAN_FILL,
+    ImageLoadError,
+    expand_to_square,
+    load_item_images,
+)
 from cgeval.models.prompt import PromptTemplate, chat_messages
 from cgeval.models.vllm_backend import (
     LetterTokenError,
     VLLMAdapter,
     VLLMNotInstalled,
+    chat_add_special_tokens,
     generation_params,
     letter_logprobs,
     likelihood_params,
@@ -63,6 +70,8 @@ class ByteTokenizer:
 
 
 IDS = {"A": (32, 362), "B": (33, 425), "C": (34, 356), "D": (35, 422)}
+# no checkpoint default (Qwen2-VL's repetition_penalty 1.05) may reach a request
+NEUTRAL = {"repetition_penalty": 1.0, "presence_penalty": 0.0, "frequency_penalty": 0.0, "min_tokens": 0}
 
 
 def lse(*values):
@@ -102,8 +111,9 @@ class FakeLLM:
     def get_tokenizer(self):
         return ByteTokenizer()
 
-    def chat(self, conversations, params, use_tqdm=True, chat_template=None):
+    def chat(self, conversations, params, use_tqdm=True, chat_template=None, tokenization_kwargs=None):
         self.chat_calls.append((conversations, params, chat_template))
+        self.tokenization_kwargs = tokenization_kwargs
         outs = []
         for i, _ in enumerate(conversations):
             ids = params.kw.get("logprob_token_ids")
@@ -144,9 +154,9 @@ def test_messages_carry_the_pil_image_in_place_of_the_placeholder(tmp_path):
 
 
 def test_sampling_params_are_greedy_and_seeded():
-    assert generation_params(32, 7) == {"temperature": 0.0, "max_tokens": 32, "seed": 7}
+    assert generation_params(32, 7) == {"temperature": 0.0, "max_tokens": 32, "seed": 7, **NEUTRAL}
     assert likelihood_params({"A": (35, 9), "B": (33,), "C": (34, 9)}, 1) == {
-        "temperature": 0.0, "max_tokens": 1, "seed": 1, "logprob_token_ids": [9, 33, 34, 35]}
+        "temperature": 0.0, "max_tokens": 1, "seed": 1, **NEUTRAL, "logprob_token_ids": [9, 33, 34, 35]}
 
 
 def test_images_are_rgb_and_padded_to_square_on_request(tmp_path):
@@ -232,7 +242,7 @@ def test_generate_sends_the_whole_batch_in_one_call(fake_vllm, tmp_path):
     (call,) = FakeLLM.instances[0].chat_calls
     conversations, params, chat_template = call
     assert len(conversations) == 5 and chat_template == "{{ messages }}"
-    assert params.kw == {"temperature": 0.0, "max_tokens": 12, "seed": 9}
+    assert params.kw == {"temperature": 0.0, "max_tokens": 12, "seed": 9, **NEUTRAL}
     for item, conv in zip(items, conversations):
         image_part, text_part = conv[-1]["content"]
         assert text_part["text"] == item.prompt
@@ -247,7 +257,7 @@ def test_option_logprobs_per_item_letters(fake_vllm, tmp_path):
     scores = m.option_logprobs(items)
     (call,) = FakeLLM.instances[0].chat_calls
     ids = sorted(t for pair in IDS.values() for t in pair)
-    assert call[1].kw == {"temperature": 0.0, "max_tokens": 1, "seed": 0, "logprob_token_ids": ids}
+    assert call[1].kw == {"temperature": 0.0, "max_tokens": 1, "seed": 0, **NEUTRAL, "logprob_token_ids": ids}
     assert [sorted(s) for s in scores] == [["A", "B"], ["A", "B", "C", "D"]] * 2
     rank = {t: k for k, t in enumerate(ids)}  # the stand-in engine gives id number k the logprob -1 - k/2
     assert scores[1] == {l: pytest.approx(lse(*(-1.0 - 0.5 * rank[t] for t in IDS[l]))) for l in "ABCD"}
@@ -300,7 +310,7 @@ def test_missing_extra_names_it(monkeypatch):
 def _real_engine_available() -> bool:
     try:
         import torch
-        import vllm  # noqa: F401
+        import vllm
     except ImportError:
         return False
     return torch.cuda.is_available()
@@ -372,3 +382,68 @@ def test_real_likelihood_matches_top_logprobs(real_adapter, sample_items):
                 assert s[letter] == pytest.approx(lse(*(top[t].logprob for t in ids)), abs=0.05)
                 compared += 1
     assert compared > 0
+
+
+# ------------------------------------------------------------------ BOS, and what goes into the resume key
+
+
+def _tiny_llava_tokenizer(tmp_path_factory):
+    from transformers import AutoTokenizer
+
+    from cgeval.models.tiny import ensure_tiny
+
+    return AutoTokenizer.from_pretrained(ensure_tiny("tiny_llava", tmp_path_factory.mktemp("tiny_vllm")))
+
+
+def test_bos_is_added_once_whichever_side_writes_it(tmp_path_factory):
+    """A real Llama-style tokenizer (adds <s>): a template writing BOS itself must get none added; one relying on
+    the tokenizer (llava-hf's USER/ASSISTANT) must keep the tokenizer's. Same rule as the hf back end."""
+    from omegaconf import OmegaConf
+
+    from cgeval.models.tiny import LLAVA_CHAT_TEMPLATE
+
+    tok = _tiny_llava_tokenizer(tmp_path_factory)
+    conf = Path(__file__).resolve().parents[2] / "conf" / "model" / "llava_med.yaml"
+    inst = OmegaConf.load(conf).chat_template  # starts with {{- bos_token -}}
+    assert chat_add_special_tokens(tok, inst, PromptTemplate()) is False
+    assert chat_add_special_tokens(tok, inst, PromptTemplate(system="Be brief.")) is False
+    assert chat_add_special_tokens(tok, LLAVA_CHAT_TEMPLATE, PromptTemplate()) is True
+    for template, wanted in ((inst, False), (LLAVA_CHAT_TEMPLATE, True)):
+        text = tok.apply_chat_template([{"role": "user", "content": [{"type": "text", "text": "Q?"}]}],
+                                       chat_template=template, tokenize=False, add_generation_prompt=True)
+        ids = tok(text, add_special_tokens=wanted)["input_ids"]
+        assert ids.count(tok.bos_token_id) == 1 and ids[0] == tok.bos_token_id
+
+
+@pytest.mark.parametrize(("template", "wanted"), [("{{ bos_token }}[INST] {{ messages }} [/INST]", False),
+                                                 ("USER: {{ messages }} ASSISTANT:", True)])
+def test_every_chat_call_says_whether_to_add_bos(fake_vllm, tmp_path, template, wanted):
+    items = make_items(tmp_path, 2)
+    m = build(chat_template=template)
+    m.generate(items)
+    assert FakeLLM.instances[0].tokenization_kwargs == {"add_special_tokens": wanted}
+    m.option_logprobs(items)
+    assert FakeLLM.instances[0].tokenization_kwargs == {"add_special_tokens": wanted}
+    assert m.describe()["add_special_tokens"] is wanted
+
+
+def test_without_a_template_to_check_bos_is_left_to_vllm(fake_vllm, tmp_path):
+    m = build()  # the stand-in tokenizer has no chat template
+    m.generate(make_items(tmp_path, 1))
+    assert FakeLLM.instances[0].tokenization_kwargs is None
+    assert m.describe()["add_special_tokens"] == "vllm default"
+
+
+def test_speed_settings_stay_out_of_the_resume_key(fake_vllm):
+    from cgeval.store import run_key
+
+    a = build(gpu_memory_utilization=0.9, max_num_seqs=64, enforce_eager=False)
+    b = build(gpu_memory_utilization=0.5, max_num_seqs=8, enforce_eager=True, enable_prefix_caching=False,
+              engine_kwargs={"max_num_batched_tokens": 4096})
+    assert run_key(a, "generate/strict") == run_key(b, "generate/strict")
+    assert b.runtime() == {"gpu_memory_utilization": 0.5, "max_num_seqs": 8, "enforce_eager": True,
+                           "enable_prefix_caching": False, "max_num_batched_tokens": 4096}
+    # ... while what decides answers does change it
+    for changed in (build(max_model_len=1024), build(dtype="float16"), build(engine_kwargs={"quantization": "fp8"}),
+                    build(mm_processor_kwargs={"max_pixels": 1000}), build(revision="abc")):
+        assert run_key(changed, "generate/strict") != run_key(a, "generate/strict")
