@@ -198,6 +198,8 @@ def run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None = None
         "heldout_compositions": [str(c) for c in heldout.compositions],
         "model": {"name": model.name, **model.describe()},
         "trust_remote_code": bool(model.describe().get("trust_remote_code", False)),
+        # Settings that change speed, not answers (concurrency, timeouts, GPU memory): recorded, not in the key.
+        "model_runtime": model.runtime() if callable(getattr(model, "runtime", None)) else {},
         "scoring": asdict(cfg.scoring),
         "seed": cfg.seed,
         "batch_size": batch_size,
