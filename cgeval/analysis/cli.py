@@ -18,10 +18,16 @@ import pandas as pd
 from ..data.registry import SUBSETS
 from ..manifest import write_text_atomic
 from .figures import plot_gap_forest, plot_grouped_bars, slug
-from .metrics import PredictionsError, Run, load_run, paired_by_composition
+from .metrics import PredictionsError, Run, is_circular, load_run, paired_by_composition
 from .report import write_run_outputs
-from .stats import ItemSetMismatch
-from .table3 import Table3ConfigError, load_table3_config, table3, table3_latex_view, table3_view
+from .stats import ItemSetMismatch, ScoringMismatch
+from .table3 import (
+    Table3ConfigError,
+    load_table3_config,
+    table3,
+    table3_latex_view,
+    table3_view,
+)
 from .tables import interval, pct, pvalue, signed_pct, write_table
 
 
@@ -70,22 +76,32 @@ def summary_row(run: Run, a: dict) -> dict:
     split = a["metrics"].get("split", {})
     over = a["metrics"]["overall"]["all"]
     return {
-        "run": run.label, "n": over["n"], "accuracy": over["accuracy"],
+        "run": run.label, "scoring": scoring_label(run), "n": over["n"], "accuracy": over["accuracy"],
         "boot_low": boot["overall"]["ci_low"], "boot_high": boot["overall"]["ci_high"],
         "seen_n": split.get("seen", {}).get("n", 0), "seen_accuracy": split.get("seen", {}).get("accuracy"),
         "unseen_n": split.get("unseen", {}).get("n", 0), "unseen_accuracy": split.get("unseen", {}).get("accuracy"),
+        "seen_chance": split.get("seen", {}).get("chance"), "unseen_chance": split.get("unseen", {}).get("chance"),
         "gap": gap.get("estimate"), "gap_low": gap.get("ci_low"), "gap_high": gap.get("ci_high"),
         "gap_note": gap.get("note", ""), "parse_failure_rate": over["parse_failure_rate"],
         "chance": over["chance"], "chance_corrected": over["chance_corrected"],
     }
 
 
+def scoring_label(run: Run) -> str:
+    """How the run scored items: e.g. 'generate', 'likelihood', 'generate, circular' (from the data and manifest)."""
+    scoring = run.manifest.get("scoring") or {}
+    mode = str(scoring.get("mode") or "?")
+    circular = bool(scoring.get("circular")) or bool(is_circular(run.predictions).any())
+    return f"{mode}, circular" if circular else mode
+
+
 def summary_view(s: pd.DataFrame, cluster: str) -> pd.DataFrame:
     return pd.DataFrame({
-        "run": s["run"], "n": s["n"],
+        "run": s["run"], "scoring": s["scoring"], "n": s["n"],
         "acc %": s["accuracy"].map(pct),
         f"95% CI (bootstrap by {cluster})": [interval(lo, hi) for lo, hi in zip(s["boot_low"], s["boot_high"])],
         "seen %": s["seen_accuracy"].map(pct), "unseen %": s["unseen_accuracy"].map(pct),
+        "chance seen / unseen %": [f"{pct(a)} / {pct(b)}" for a, b in zip(s["seen_chance"], s["unseen_chance"])],
         "gap (pts)": s["gap"].map(signed_pct),
         "gap 95% CI": [interval(lo, hi, signed=True) if not note else note
                        for lo, hi, note in zip(s["gap_low"], s["gap_high"], s["gap_note"])],
@@ -130,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         return _main(args)
-    except (PredictionsError, ItemSetMismatch, Table3ConfigError, ValueError) as e:
+    except (PredictionsError, ItemSetMismatch, ScoringMismatch, Table3ConfigError, ValueError) as e:
         print(f"cgeval.report: error: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
 

@@ -7,10 +7,11 @@ two-column paper) or 6.9 in (both columns).
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import logging
+import re
+import textwrap
+import warnings
+from pathlib import Path
 
 import matplotlib
 
@@ -29,8 +30,38 @@ RC = {"font.size": 7, "axes.titlesize": 7.5, "axes.labelsize": 7, "xtick.labelsi
       "legend.fontsize": 6.5, "pdf.fonttype": 42, "ps.fonttype": 42}
 
 
+class FigureLayoutWarning(UserWarning):
+    """A figure's text runs past the edge of the canvas (cut off in the PNG and PDF)."""
+
+
+def clipped_texts(fig) -> list[str]:
+    """Describe what of the drawn figure (labels, titles, tick labels, annotations) lies beyond its canvas.
+
+    Uses the tight bounding box of what is actually drawn (tick labels outside the view limits are not), so an
+    empty list means nothing is cut off in the saved PNG / PDF."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    tight = fig.get_tightbbox(renderer)  # inches
+    w, h = fig.get_size_inches()
+    tol = 0.01
+    out = []
+    if tight.x0 < -tol:
+        out.append(f"{-tight.x0:.2f} in past the left edge")
+    if tight.x1 > w + tol:
+        out.append(f"{tight.x1 - w:.2f} in past the right edge")
+    if tight.y0 < -tol:
+        out.append(f"{-tight.y0:.2f} in past the bottom edge")
+    if tight.y1 > h + tol:
+        out.append(f"{tight.y1 - h:.2f} in past the top edge")
+    return out
+
+
 def _save(fig, out_stem: Path) -> list[Path]:
     out_stem = Path(out_stem)
+    clipped = clipped_texts(fig)
+    if clipped:
+        warnings.warn(f"{out_stem.name}: text cut off: {', '.join(clipped)}", FigureLayoutWarning,
+                      stacklevel=3)
     out_stem.parent.mkdir(parents=True, exist_ok=True)
     paths = []
     for ext in ("png", "pdf"):
@@ -137,13 +168,15 @@ def plot_forest(table: pd.DataFrame, boot: dict, out_stem: Path, title: str = ""
         ax.set_yticks(range(len(rows)), [r[0] for r in rows])
         ax.invert_yaxis()
         ax.set_xlim(0, 100)
-        ax.set_xlabel("Accuracy (%), 95% interval")
+        # two kinds of interval on one axis: say which is which
+        ax.set_xlabel("Accuracy (%)\n\u25CF composition, 95% Wilson CI\n"
+                      "\u25C6 pooled split, 95% cluster bootstrap")
         gap = boot.get("gap_seen_minus_unseen") or {}
         if gap.get("estimate") is not None:
-            gap_text = (f"seen - unseen = {100 * gap['estimate']:+.1f} pts "
+            gap_text = (f"seen - unseen: {100 * gap['estimate']:+.1f} pts\n95% bootstrap CI "
                         f"[{100 * gap['ci_low']:+.1f}, {100 * gap['ci_high']:+.1f}]")
-        else:
-            gap_text = gap.get("note", "gap n/a")
+        else:  # the n/a reason is a sentence: wrap it to the column
+            gap_text = textwrap.fill(gap.get("note", "gap n/a"), 45)
         ax.set_title((title + "\n" if title else "") + gap_text)
         return _save(fig, out_stem)
 
@@ -169,7 +202,7 @@ def plot_letter_bias(df: pd.DataFrame, out_stem: Path, title: str = "") -> list[
         ax.bar(x - 0.2, counts["gold"] / n * 100, width=0.4, color=OKABE_ITO[1], label="gold")
         ax.bar(x + 0.2, counts["predicted"] / n * 100, width=0.4, color=OKABE_ITO[0], label="predicted")
         ax.set_xticks(x, counts["letter"])
-        ax.set_ylabel("Share of items (%)")
+        ax.set_ylabel("Share of answers (%)")
         ax.legend()
         ax.set_title(title or f"Letter bias (n={n})")
         return _save(fig, out_stem)
@@ -203,7 +236,7 @@ def plot_grouped_bars(acc: pd.DataFrame, out_stem: Path, title: str = "", two_co
                     ax.text(xi, 1, "n/a", ha="center", va="bottom", fontsize=5, rotation=90)
         ax.set_xticks(range(len(targets)), targets)
         ax.set_ylim(0, 110)
-        ax.set_ylabel("Accuracy (%)")
+        ax.set_ylabel("Accuracy (%), 95% Wilson CI")
         ax.legend(ncol=min(4, len(runs)), loc="upper center", bbox_to_anchor=(0.5, -0.15), frameon=False)
         if title:
             ax.set_title(title)
@@ -225,7 +258,7 @@ def plot_gap_forest(gaps: pd.DataFrame, out_stem: Path, title: str = "") -> list
         ax.axvline(0, color="#666666", lw=0.6, ls="--")
         ax.set_yticks(range(len(gaps)), gaps["run"])
         ax.invert_yaxis()
-        ax.set_xlabel("Seen - unseen accuracy (points), 95% cluster-bootstrap interval")
+        ax.set_xlabel("Seen - unseen accuracy (points)\n95% cluster-bootstrap interval")
         if title:
             ax.set_title(title)
         return _save(fig, out_stem)

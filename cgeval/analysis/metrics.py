@@ -15,8 +15,17 @@ import numpy as np
 import pandas as pd
 
 from ..data.registry import SUBSETS
-from .stats import (ItemSetMismatch, chance_corrected, cluster_bootstrap_accuracy, cluster_bootstrap_gap,
-                    holm, mcnemar_exact, mcnemar_table, wilson_interval)
+from .stats import (
+    ItemSetMismatch,
+    ScoringMismatch,
+    chance_corrected,
+    cluster_bootstrap_accuracy,
+    cluster_bootstrap_gap,
+    holm,
+    mcnemar_exact,
+    mcnemar_table,
+    wilson_interval,
+)
 
 REQUIRED_COLUMNS = ("item_id", "subset", "dataset", "modality", "area", "task", "split", "shared_elements",
                     "n_options", "gold", "response", "pred", "correct")
@@ -166,8 +175,40 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
         return df
     df = df.assign(**{c: df[c].astype("category") for c in _LABEL_COLUMNS if c in df.columns})
     return df.assign(composition=composition_key(df), overall=pd.Categorical.from_codes(np.zeros(len(df), dtype=np.int8), ["all"]),
-                     _fail=df["pred"].isna().to_numpy(), _inv=1.0 / df["n_options"].astype(float).to_numpy(),
-                     _shared=df["shared_elements"].to_numpy())
+                     _fail=parse_failed(df), _inv=chance_per_row(df), _shared=df["shared_elements"].to_numpy())
+
+
+def is_circular(df: pd.DataFrame) -> np.ndarray:
+    """Per row: was the item scored circularly (``correct`` only when every option rotation is correct)?"""
+    if "circular" not in df.columns or "n_rotations" not in df.columns:
+        return np.zeros(len(df), dtype=bool)
+    return (df["circular"].fillna(False).astype(bool) & df["n_rotations"].notna()).to_numpy()
+
+
+def chance_per_row(df: pd.DataFrame) -> np.ndarray:
+    """Probability that uniform guessing scores the row correct.
+
+    A plain item: 1 / n_options. A circular item counts only when all of its rotations are right, and the
+    rotations are asked independently, so uniform guessing passes with probability (1 / n_options) ** n_rotations
+    (1/256 for four options), not 1 / n_options.
+    """
+    inv = 1.0 / df["n_options"].astype(float).to_numpy()
+    circ = is_circular(df)
+    if circ.any():
+        k = pd.to_numeric(df["n_rotations"], errors="coerce").to_numpy(dtype=float)
+        inv = np.where(circ, inv ** np.where(circ, k, 1.0), inv)
+    return inv
+
+
+def parse_failed(df: pd.DataFrame) -> np.ndarray:
+    """Per row: did answer extraction fail? For a circular item, whether *any* rotation went unparsed (its
+    ``pred`` is only the rotation-0 answer, so ``pred`` being set says nothing about the other rotations)."""
+    fail = df["pred"].isna().to_numpy()
+    circ = is_circular(df)
+    if circ.any() and "n_parse_failures" in df.columns:
+        n_fail = pd.to_numeric(df["n_parse_failures"], errors="coerce").fillna(0).to_numpy()
+        fail = np.where(circ, n_fail > 0, fail)
+    return fail
 
 
 def split_labels(df: pd.DataFrame, by: list[str]) -> pd.Series:
@@ -330,8 +371,17 @@ def metrics_dict(table: pd.DataFrame, bootstrap: dict | None = None) -> dict:
 def paired_frame(a: pd.DataFrame, b: pd.DataFrame, label_a: str = "A", label_b: str = "B") -> pd.DataFrame:
     """Align two runs item by item; raise ItemSetMismatch unless they cover exactly the same items.
 
-    Items must match on id, gold letter and option count; the result has ``correct_a`` / ``correct_b``.
+    Items must match on id, gold letter and option count, and both runs must score them the same way (a
+    circular run's ``correct`` needs every rotation right; ScoringMismatch otherwise). The result has
+    ``correct_a`` / ``correct_b``, and ``split_b`` (the item's split in run B, which may hold out other
+    compositions than run A).
     """
+    circ_a, circ_b = bool(is_circular(a).any()), bool(is_circular(b).any())
+    if circ_a != circ_b:
+        which = label_a if circ_a else label_b
+        raise ScoringMismatch(f"runs {label_a!r} and {label_b!r} are scored differently: only {which!r} is circular "
+                              "(an item counts only when every option rotation is right), so their accuracies are "
+                              "not comparable item by item; compare circular runs with circular runs")
     a_ids = a["item_id"].to_numpy()
     b_ids = b["item_id"].to_numpy()
     if len(a_ids) == len(b_ids) and np.array_equal(a_ids, b_ids):  # the usual case: same items, same order
@@ -362,6 +412,8 @@ def paired_frame(a: pd.DataFrame, b: pd.DataFrame, label_a: str = "A", label_b: 
     out = a[cols].copy()
     out["correct_a"] = a["correct"].to_numpy(dtype=bool)
     out["correct_b"] = b["correct"].to_numpy(dtype=bool)[pos_b]
+    if "split" in b.columns:
+        out["split_b"] = b["split"].astype(object).to_numpy()[pos_b]
     return out
 
 
@@ -372,6 +424,9 @@ def paired_by_composition(a: pd.DataFrame, b: pd.DataFrame, label_a: str = "A", 
     ca, cb = m["correct_a"].to_numpy(), m["correct_b"].to_numpy()
     m = m.assign(both=ca & cb, a_only=ca & ~cb, b_only=~ca & cb, neither=~ca & ~cb)
     counts = m.groupby("composition", sort=True, observed=True)[["both", "a_only", "b_only", "neither"]].sum()
+    if "split_b" in m.columns:  # runs that hold out different compositions: say so instead of showing A's split
+        sa, sb = m["split"].astype(str), m["split_b"].astype(str)
+        m["split"] = sa.where(sa == sb, sa + f" in {label_a}, " + sb + f" in {label_b}")
     splits = split_labels(m, ["composition"])
     rows = []
     for comp, c in counts.iterrows():  # one McNemar per composition (tens of rows), on the 2x2 counts

@@ -7,13 +7,39 @@ from pathlib import Path
 import pandas as pd
 
 from ..manifest import write_json_atomic, write_text_atomic
-from .figures import plot_composition_accuracy, plot_forest, plot_heatmaps, plot_letter_bias
-from .metrics import AXES, Run, bootstrap_summary, cross_table, load_run, metrics_dict, metrics_table, prepare
+from .figures import (
+    plot_composition_accuracy,
+    plot_forest,
+    plot_heatmaps,
+    plot_letter_bias,
+)
+from .metrics import (
+    AXES,
+    Run,
+    bootstrap_summary,
+    cross_table,
+    is_circular,
+    load_run,
+    metrics_dict,
+    metrics_table,
+    prepare,
+    read_predictions,
+)
 from .tables import composition_view, marginal_view, seen_unseen_view, write_table
 
 TABLE_COLUMNS = ["level", "group", "split", "shared_elements", "n", "accuracy", "ci_low", "ci_high",
                  "chance", "chance_corrected", "cc_low", "cc_high", "n_parse_fail", "parse_failure_rate", "note"]
 _PCT = ("accuracy", "ci_low", "ci_high", "chance", "chance_corrected", "cc_low", "cc_high", "parse_failure_rate")
+
+
+# table.md headers: say which interval, and what "shared_elements" counts.
+MARKDOWN_HEADERS = {
+    "accuracy": "acc %", "ci_low": "Wilson 95% low %", "ci_high": "Wilson 95% high %", "chance": "chance %",
+    "chance_corrected": "chance-corr. %", "cc_low": "chance-corr. low %", "cc_high": "chance-corr. high %",
+    "parse_failure_rate": "parse fail %", "n_parse_fail": "n parse fail",
+    "shared_elements": "MAT elements shared with a held-out composition",
+}
+LEVEL_TITLES = {"shared_elements": "number of MAT elements shared with a held-out composition"}
 
 
 def _markdown(table: pd.DataFrame) -> str:
@@ -24,11 +50,30 @@ def _markdown(table: pd.DataFrame) -> str:
             shown[c] = (shown[c] * 100).round(1)
         if level != "composition":
             shown = shown.drop(columns="shared_elements")
+        if level == "split":  # the group is the split
+            shown = shown.drop(columns="split")
         if not shown["note"].astype(bool).any():
             shown = shown.drop(columns="note")
-        shown = shown.rename(columns={c: f"{c} %" for c in _PCT})
-        parts.append(f"## By {level}\n\n" + shown.to_markdown(index=False, missingval="n/a") + "\n")
+        shown = shown.rename(columns=MARKDOWN_HEADERS)
+        parts.append(f"## By {LEVEL_TITLES.get(level, level)}\n\n"
+                     + shown.to_markdown(index=False, missingval="n/a") + "\n")
     return "\n".join(parts)
+
+
+def letter_bias_rows(run: Run) -> tuple[pd.DataFrame, str]:
+    """Rows for the letter-bias diagnostic and a word on what they are.
+
+    A circular run's predictions.jsonl keeps only rotation 0's answer per item, whose gold letters are as
+    unbalanced as the data; the diagnostic belongs on every asked rotation (predictions.rotations.jsonl), where
+    each option visits every position.
+    """
+    if not is_circular(run.predictions).any():
+        return run.predictions, f"n={len(run.predictions)} items"
+    rot = run.path / "predictions.rotations.jsonl"
+    if rot.is_file():
+        rows = read_predictions(rot)
+        return rows, f"n={len(rows)} rotations of {len(run.predictions)} items"
+    return run.predictions, f"rotation 0 only, n={len(run.predictions)} (no predictions.rotations.jsonl)"
 
 
 def analyse_run(run: Run, n_boot: int = 1000, seed: int = 0, cluster: str = "image") -> dict:
@@ -71,7 +116,8 @@ def write_run_outputs(run: Run, out_dir: str | Path, title: str = "", n_boot: in
     plot_forest(table, boot, figs / "forest_seen_unseen", title=run.label)
     if all_figures:
         plot_heatmaps(a["heatmap_cells"], figs)
-        plot_letter_bias(run.predictions, figs / "letter_bias", title=f"Letter bias: {run.label}")
+        rows, what = letter_bias_rows(run)
+        plot_letter_bias(rows, figs / "letter_bias", title=f"Letter bias: {run.label}\n{what}")
     return a
 
 

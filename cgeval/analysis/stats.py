@@ -37,6 +37,11 @@ class ItemSetMismatch(ValueError):
         return self.only_a + self.only_b + self.differing
 
 
+class ScoringMismatch(ValueError):
+    """Two runs compared as paired scored their items differently (circular vs single-question), so their
+    ``correct`` columns do not measure the same thing."""
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Intervals and chance
 

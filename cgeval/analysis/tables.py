@@ -14,6 +14,9 @@ import pandas as pd
 from ..manifest import write_text_atomic
 
 NA = "n/a"
+# shared_elements: how many of modality / area / task the composition shares with the nearest held-out one
+# (3 for a held-out composition itself).
+SHARED_HEADER = "MAT elements shared with held-out"
 
 
 def pct(x, digits: int = 1) -> str:
@@ -86,7 +89,7 @@ def composition_view(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     comp = table[table["level"] == "composition"].sort_values(["split", "group"], ascending=[False, True])
     comp = comp.rename(columns={"group": "composition"})
     view = cell_view(comp, ["composition", "split"])
-    view.insert(2, "shared", comp["shared_elements"].map(lambda v: NA if pd.isna(v) else str(int(v))).to_numpy())
+    view.insert(2, SHARED_HEADER, comp["shared_elements"].map(lambda v: NA if pd.isna(v) else str(int(v))).to_numpy())
     return comp.drop(columns="level"), view
 
 
@@ -119,15 +122,17 @@ def seen_unseen_view(table: pd.DataFrame, boot: dict) -> tuple[pd.DataFrame, pd.
             r = split.loc[name]
             rows.append({"quantity": f"{name} accuracy", "n": int(r["n"]), "estimate": r["accuracy"],
                          "wilson_low": r["ci_low"], "wilson_high": r["ci_high"],
-                         "boot_low": b.get("ci_low"), "boot_high": b.get("ci_high"), "note": ""})
+                         "boot_low": b.get("ci_low"), "boot_high": b.get("ci_high"), "chance": r["chance"],
+                         "note": ""})
         else:
             rows.append({"quantity": f"{name} accuracy", "n": 0, "estimate": np.nan, "wilson_low": np.nan,
-                         "wilson_high": np.nan, "boot_low": np.nan, "boot_high": np.nan,
+                         "wilson_high": np.nan, "boot_low": np.nan, "boot_high": np.nan, "chance": np.nan,
                          "note": f"n/a: no {name} items"})
     gap = boot.get("gap_seen_minus_unseen", {})
     rows.append({"quantity": "gap seen - unseen", "n": int(split["n"].sum()) if len(split) else 0,
                  "estimate": gap.get("estimate"), "wilson_low": np.nan, "wilson_high": np.nan,
-                 "boot_low": gap.get("ci_low"), "boot_high": gap.get("ci_high"), "note": gap.get("note", "")})
+                 "boot_low": gap.get("ci_low"), "boot_high": gap.get("ci_high"), "chance": np.nan,
+                 "note": gap.get("note", "")})
     raw = pd.DataFrame(rows)
     raw[["estimate", "boot_low", "boot_high"]] = raw[["estimate", "boot_low", "boot_high"]].astype(float)
     is_gap = raw["quantity"].str.startswith("gap")
@@ -139,6 +144,9 @@ def seen_unseen_view(table: pd.DataFrame, boot: dict) -> tuple[pd.DataFrame, pd.
                           zip(raw["wilson_low"], raw["wilson_high"], is_gap)],
         f"95% cluster-bootstrap CI ({boot.get('cluster', '?')})": [
             interval(lo, hi, signed=g) for lo, hi, g in zip(raw["boot_low"], raw["boot_high"], is_gap)],
+        # seen and unseen items can have different option counts, so their accuracies start from different
+        # chance levels; the gap is only read against these
+        "chance %": [NA if g else pct(c) for c, g in zip(raw["chance"], is_gap)],
         "note": raw["note"],
     })
     if not view["note"].astype(bool).any():
