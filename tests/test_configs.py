@@ -78,3 +78,10 @@ def test_vllm_tensor_parallelism_is_selected_in_config(monkeypatch):
     instantiate(cfg.model)
     assert received["tensor_parallel_size"] == 2 and received["model_id"] == "Qwen/Qwen2-VL-7B-Instruct"
     assert "hf" not in received and "device_map" not in received  # the hf section is dropped
+
+
+@pytest.mark.parametrize("scoring", ["generate", "likelihood"])
+def test_scoring_switches_are_plain_overrides(scoring):
+    cfg = _compose([f"scoring={scoring}", "scoring.circular=true", "scoring.extract=lenient"])
+    run_cfg = run_config_from_hydra(cfg, "/tmp/x")
+    assert run_cfg.scoring.circular is True and run_cfg.scoring.extract == "lenient"
