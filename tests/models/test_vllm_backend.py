@@ -310,7 +310,7 @@ def test_missing_extra_names_it(monkeypatch):
 def _real_engine_available() -> bool:
     try:
         import torch
-        import vllm
+        import vllm  # noqa: F401  (is it installed?)
     except ImportError:
         return False
     return torch.cuda.is_available()
