@@ -155,6 +155,12 @@ def _main(args: argparse.Namespace) -> int:
     out: Path = args.out
     labels = _labels(args.runs, args.labels)
     runs = [load_run(p, label) for p, label in zip(args.runs, labels)]  # fail before writing anything
+    # The paired comparisons and Table 3 can fail (different items, different scoring): compute them first,
+    # so that a failure leaves no half-written report folder.
+    paired = [(other, paired_by_composition(runs[0].predictions, other.predictions, runs[0].label, other.label,
+                                            args.alpha)) for other in runs[1:]] if args.paired else []
+    t3 = (table3(load_table3_config(args.table3), alpha=args.alpha, cache={r.path.resolve(): r for r in runs})
+          if args.table3 else None)
     out.mkdir(parents=True, exist_ok=True)
     written: list[str] = []
     analyses = {}
@@ -179,16 +185,13 @@ def _main(args: argparse.Namespace) -> int:
 
     if args.paired:
         first = runs[0]
-        for other in runs[1:]:
-            t = paired_by_composition(first.predictions, other.predictions, first.label, other.label, args.alpha)
+        for other, t in paired:
             stem = out / f"paired_{slug(other.label)}_vs_{slug(first.label)}"
             write_table(t, paired_view(t, first.label, other.label), stem,
                         f"{other.label} vs {first.label}: exact McNemar per composition, Holm-adjusted")
             written.append(stem.name + ".{csv,md,tex}")
 
-    if args.table3:
-        cache = {r.path.resolve(): r for r in runs}
-        t3 = table3(load_table3_config(args.table3), alpha=args.alpha, cache=cache)
+    if t3 is not None:
         write_table(t3, table3_view(t3), out / "table3", "Compositional generalization (Table 3 layout)",
                     latex_view=table3_latex_view(t3))
         written.append("table3.{csv,md,tex}")

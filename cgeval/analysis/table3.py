@@ -85,6 +85,16 @@ def table3(rows: list[Table3Row], alpha: float = 0.05, cache: dict[Path, Run] | 
             df = cache[p].predictions
             frames[arm] = df[df["subset"].isin(row.target_subsets)]
         empty = [ARM_TITLES[a] for a in ARMS if frames[a].empty]
+        seen_in_trained = (not frames["trained"].empty) and (frames["trained"]["split"] != "unseen").any()
+        if seen_in_trained and not empty:
+            # A target the Trained run's experiment did not hold out: its number says nothing about CG.
+            rec.update({f"acc_{a}": np.nan for a in ARMS})
+            rec.update(p_vs_baseline=np.nan, p_vs_baseline_plus=np.nan, p_row=np.nan, cg_helps=None,
+                       reason=f"n/a: target subset(s) {rec['target_subsets']} are not held out (split 'seen') "
+                              f"in the Trained run {row.runs['trained']}; evaluate it with an experiment that "
+                              "holds the target out")
+            out.append(rec)
+            continue
         if empty:
             rec.update({f"acc_{a}": np.nan for a in ARMS})
             rec.update(p_vs_baseline=np.nan, p_vs_baseline_plus=np.nan, p_row=np.nan, cg_helps=None,

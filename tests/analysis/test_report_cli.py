@@ -158,6 +158,19 @@ def test_cli_paired_over_different_items_names_count(tmp_path, three_runs, capsy
     assert code == 2
     err = capsys.readouterr().err
     assert "ItemSetMismatch" in err and "60 items differ" in err
+    assert not (tmp_path / "o").exists()  # failed before writing anything
+
+
+def test_table3_target_seen_in_the_trained_run_is_na(tmp_path, three_runs):
+    seen = make_predictions(subsets=(3, 4, 28), heldout=(4,), n_per_subset=60)  # 03 not held out
+    trained = write_run(tmp_path / "trained_seen", with_accuracy(seen, 3, 0.9))
+    cfg = tmp_path / "t3.yaml"
+    cfg.write_text(yaml.safe_dump({"rows": [{"related": "x", "target_subsets": [3],
+                                             "baseline": str(three_runs["baseline"]),
+                                             "baseline_plus": str(three_runs["baseline_plus"]),
+                                             "trained": str(trained)}]}))
+    t = table3(load_table3_config(cfg))
+    assert t.loc[0, "cg_helps"] is None and "not held out" in t.loc[0, "reason"]
 
 
 def test_cli_empty_unseen_split_reports_na(tmp_path, capsys):
