@@ -127,7 +127,7 @@ def write_report(run_dir: str | Path, title: str = "", n_boot: int = 1000, seed:
 
     Called by the pipeline at the end of every run, so it skips the slower figures (heatmaps, letter bias).
     """
-    run = load_run(run_dir)
+    run = load_run(run_dir, label=title or None)  # figures are titled by the run, not its timestamped folder
     return write_run_outputs(run, run_dir, title, n_boot, seed, cluster, all_figures=False)["metrics"]
 
 
