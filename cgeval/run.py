@@ -40,6 +40,7 @@ from .store import (
     manifest_name,
     predictions_name,
     run_key,
+    shard_file,
 )
 
 DEFAULT_BATCH_SIZE = 8
@@ -190,14 +191,15 @@ def run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None = None
     todo = sorted((it for it in asked if it.item_id not in cache),
                   key=lambda it: (len(it.prompt), item_sort_key(it.item_id)))
 
+    described = model.describe()
     manifest = {
         "status": "running",
         "predictions_schema": PREDICTIONS_SCHEMA,
         "experiment": asdict(cfg.experiment),
         "heldout_subsets": list(heldout.subsets),
         "heldout_compositions": [str(c) for c in heldout.compositions],
-        "model": {"name": model.name, **model.describe()},
-        "trust_remote_code": bool(model.describe().get("trust_remote_code", False)),
+        "model": {"name": model.name, **described},
+        "trust_remote_code": bool(described.get("trust_remote_code", False)),
         # Settings that change speed, not answers (concurrency, timeouts, GPU memory): recorded, not in the key.
         "model_runtime": model.runtime() if callable(getattr(model, "runtime", None)) else {},
         "scoring": asdict(cfg.scoring),
@@ -254,8 +256,7 @@ def run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None = None
         manifest["circular"] = {"n_rotations_scored": n_rot, "n_items": len(rows),
                                 "n_items_dropped_incomplete": len(mine) - len(rows)}
 
-    errors_path = out / ("errors.jsonl" if not cfg.shard.enabled else
-                         f"errors.shard-{cfg.shard.index:03d}-of-{cfg.shard.count:03d}.jsonl")
+    errors_path = out / shard_file("errors", ".jsonl", cfg.shard)
     if errors.rows:
         write_text_atomic(errors_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in errors.rows))
     elif errors_path.exists():

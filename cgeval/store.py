@@ -52,13 +52,17 @@ def config_hash(resolved_config: dict | None) -> str | None:
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def shard_file(stem: str, suffix: str, shard: ShardConfig) -> str:
+    """``<stem><suffix>``, or ``<stem>.shard-III-of-NNN<suffix>`` for one shard of a sharded run."""
+    return f"{stem}.shard-{shard.index:03d}-of-{shard.count:03d}{suffix}" if shard.enabled else f"{stem}{suffix}"
+
+
 def predictions_name(shard: ShardConfig, rotations: bool = False) -> str:
-    stem = "predictions.rotations" if rotations else "predictions"
-    return f"{stem}.shard-{shard.index:03d}-of-{shard.count:03d}.jsonl" if shard.enabled else f"{stem}.jsonl"
+    return shard_file("predictions.rotations" if rotations else "predictions", ".jsonl", shard)
 
 
 def manifest_name(shard: ShardConfig) -> str:
-    return f"manifest.shard-{shard.index:03d}-of-{shard.count:03d}.json" if shard.enabled else "manifest.json"
+    return shard_file("manifest", ".json", shard)
 
 
 def read_rows(path: Path) -> tuple[list[dict], int]:
