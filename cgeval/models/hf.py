@@ -72,6 +72,16 @@ def decoding_settings(max_new_tokens: int, do_sample: bool, temperature: float, 
     return {k: v for k, v in settings.items() if k in ("max_new_tokens", "do_sample") or hasattr(known, k)}
 
 
+def stop_token_ids(generation_config: Any, tokenizer: Any) -> list[int] | None:
+    """Every EOS id the checkpoint's generation_config names plus the tokenizer's, sorted; None if neither has one."""
+    ids: set[int] = set()
+    for value in (getattr(generation_config, "eos_token_id", None), getattr(tokenizer, "eos_token_id", None)):
+        if value is None:
+            continue
+        ids.update(int(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
+    return sorted(ids) or None
+
+
 class ModelLoadError(RuntimeError):
     """The model or its processor could not be loaded (no weights at the path, hub unreachable, wrong class)."""
 
@@ -210,17 +220,31 @@ class HFAdapter:
         self.chat_template = chat_template if chat_template is not None else self.processor.chat_template
         if self.chat_template is None:
             raise ModelLoadError(f"model {name!r}: the processor has no chat template; set chat_template in the config")
+        self._check_template_renders()
         self.letter_ids = letter_token_ids(self.tokenizer)
         # LLaVA's expand2square fills with the vision tower's own mean colour (truncated, as the original does).
         mean = getattr(getattr(self.processor, "image_processor", None), "image_mean", None) or (0.5, 0.5, 0.5)
         self.pad_fill = tuple(int(255 * m) for m in mean)
         self._keeps_last_logits = "logits_to_keep" in _forward_params(self.model)
         self.decoding = decoding_settings(self.max_new_tokens, self.do_sample, self.temperature, self.top_p)
-        # When generation stops is the one thing taken from the checkpoint's generation_config; recorded.
-        gen_cfg = getattr(self.model, "generation_config", None)
-        self.eos_token_id = getattr(gen_cfg, "eos_token_id", None)
+        # When generation stops is the one thing taken from the checkpoint: every EOS its generation_config names
+        # and the tokenizer's own, passed explicitly and recorded. (A conversion whose generation_config names a
+        # stale EOS would otherwise generate past the end of its answer; vLLM stops on the same union.)
+        self.eos_token_id = stop_token_ids(getattr(self.model, "generation_config", None), self.tokenizer)
 
     # --- inputs -----------------------------------------------------------------------------------------
+
+    def _check_template_renders(self) -> None:
+        """Render the chat template once with a stand-in item, so a template that cannot take this prompt (one
+        that refuses a system turn, say) stops the run before inference instead of failing every item."""
+        probe = Item(item_id="template-probe", subset=None, dataset=0, modality="", area="", task="", image="",
+                     image_path="", prompt="Which option?\nA: yes\nB: no", question="Which option?",
+                     options=(("A", "yes"), ("B", "no")), gold="A", answer_text="yes")
+        try:
+            self.prompt_text(probe)
+        except Exception as e:  # noqa: BLE001 - jinja's TemplateError, or raise_exception from the template
+            raise ModelLoadError(f"model {self.name!r}: the chat template ({self.chat_template_source}) does not "
+                                 f"render this prompt: {type(e).__name__}: {e}") from e
 
     def prompt_text(self, item: Item) -> str:
         """The item's full prompt after the chat template (image placeholder not yet expanded)."""
@@ -250,7 +274,8 @@ class HFAdapter:
         enc = self.encode(batch)
         # Every answer-deciding setting is passed explicitly, so a checkpoint's generation_config cannot
         # add a repetition penalty, beams or a top_k behind our back (see NEUTRAL_DECODING).
-        kwargs: dict[str, Any] = {**self.decoding, "pad_token_id": self.tokenizer.pad_token_id}
+        kwargs: dict[str, Any] = {**self.decoding, "pad_token_id": self.tokenizer.pad_token_id,
+                                  "eos_token_id": self.eos_token_id}
         if self.do_sample:
             torch.manual_seed(self.seed)
         with torch.inference_mode():

@@ -400,3 +400,77 @@ def test_processor_kwargs_and_attention_are_part_of_the_run_key(tiny_cache, tiny
     eager = build_adapter(name="tiny_qwen2_vl", path=folder, max_new_tokens=8, attn_implementation="eager")
     assert eager.describe()["attn_implementation"] == "eager"
     assert run_key(plain, "likelihood/strict") != run_key(eager, "likelihood/strict")
+
+
+# --- stop tokens and checkpoint quirks ---------------------------------------------------------------------
+
+
+def test_stop_token_ids_are_the_union_of_generation_config_and_tokenizer():
+    from types import SimpleNamespace
+
+    from cgeval.models.hf import stop_token_ids
+
+    tok = SimpleNamespace(eos_token_id=151645)
+    assert stop_token_ids(SimpleNamespace(eos_token_id=[151645, 151643]), tok) == [151643, 151645]
+    assert stop_token_ids(SimpleNamespace(eos_token_id=2), tok) == [2, 151645]  # a stale conversion default
+    assert stop_token_ids(None, tok) == [151645]
+    assert stop_token_ids(SimpleNamespace(eos_token_id=None), SimpleNamespace(eos_token_id=None)) is None
+
+
+def _copy_tiny(tiny_cache, tmp_path, name="tiny_llava") -> Path:
+    import shutil
+
+    dst = tmp_path / name
+    shutil.copytree(tiny_model_dir(name, tiny_cache), dst)
+    return dst
+
+
+def test_a_stale_generation_config_eos_does_not_hide_the_tokenizers(tiny_cache, tmp_path, mixed_batch):
+    import json
+
+    folder = _copy_tiny(tiny_cache, tmp_path)
+    gen = json.loads((folder / "generation_config.json").read_text())
+    gen["eos_token_id"] = 7  # some other id, as a conversion's leftover generation_config may name
+    (folder / "generation_config.json").write_text(json.dumps(gen))
+    adapter = build_adapter(name="x", path=str(folder), max_new_tokens=4)
+    assert adapter.tokenizer.eos_token_id in adapter.eos_token_id and 7 in adapter.eos_token_id
+    assert adapter.describe()["eos_token_id"] == adapter.eos_token_id
+    assert len(adapter.generate(mixed_batch[:2])) == 2
+
+
+def test_a_chat_template_that_cannot_render_the_prompt_stops_before_inference(tiny_cache):
+    template = OmegaConf.load(CONF / "model" / "huatuogpt_vision_7b.yaml").chat_template
+    with pytest.raises(ModelLoadError, match="no system turn"):
+        build_adapter(name="x", path=str(tiny_model_dir("tiny_llava", tiny_cache)), chat_template=template,
+                      prompt={"system": "You are a radiologist."})
+
+
+def test_huatuogpt_config_reproduces_the_authors_inference(tiny_cache, tmp_path, mixed_batch):
+    """The authors' cli.py prompt, pad-to-square, and the processor values the 7B conversion leaves unset
+    (patch_size null): on a tiny LLaVA whose processor_config has the same gap, loaded through the config's keys."""
+    import json
+
+    from cgeval.models.prompt import PromptTemplate
+
+    m = OmegaConf.to_container(_compose_model("huatuogpt_vision_7b").model, resolve=True)
+    assert m["model_id"] == "FreedomIntelligence/HuatuoGPT-Vision-7B-hf" and m["pad_to_square"] is True
+    folder = _copy_tiny(tiny_cache, tmp_path)
+    proc = json.loads((folder / "processor_config.json").read_text())
+    proc.update(patch_size=None, num_additional_image_tokens=0, vision_feature_select_strategy=None)
+    (folder / "processor_config.json").write_text(json.dumps(proc))
+    keys = {k: m[k] for k in ("chat_template", "pad_to_square", "backends", "prompt")}
+    adapter = build_adapter(name="huatuo_style", path=str(folder), max_new_tokens=4, hf=m["hf"] | {"device": "cpu"},
+                            **keys)
+    item = mixed_batch[0]
+    question = PromptTemplate().render(item).strip()
+    assert adapter.prompt_text(item) == f"<|user|>\n<image>\n{question}\n<|assistant|>\n"
+    assert adapter.pad_to_square is True
+    enc = adapter.encode([item])
+    n_image_tokens = int((enc["input_ids"] == adapter.model.config.image_token_id).sum())
+    vision = adapter.model.config.vision_config
+    assert n_image_tokens == (vision.image_size // vision.patch_size) ** 2  # CLS dropped ('default' strategy)
+    assert len(adapter.generate([item])) == 1 and set(adapter.option_logprobs([item])[0]) == set(item.letters)
+
+    bare = build_adapter(name="unpatched", path=str(folder), max_new_tokens=4, chat_template=m["chat_template"])
+    with pytest.raises(TypeError):  # what the conversion does without the override: <image> cannot be expanded
+        bare.encode([item])
