@@ -1,7 +1,9 @@
 """`python -m cgeval.split experiment=... data.root=... split.out=DIR`: one experiment's training sets and test list.
 
 Loads Med-MAT, builds the split (cgeval.data.splits), writes every arm for LLaMA-Factory and ms-swift and a
-manifest (cgeval.data.export). On the embedded sample use `split=sample` (small caps).
+manifest (cgeval.data.export). On the embedded sample use `split=sample` (small caps). `split.mix_in.file=F`
+(with `split.mix_in.root` and `split.mix_in.n`) adds a general-domain multiple-choice set to every training arm
+(cgeval.data.mixin).
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from omegaconf import DictConfig, OmegaConf
 from .config import DataConfig, ExperimentConfig, _build
 from .data.export import export_split
 from .data.loader import DataError, load_medmat
+from .data.mixin import MixInSpec, load_mix_in, split_test_image_keys
 from .data.splits import SplitSettings, TargetSpec, build_split
 
-_EXPORT_KEYS = ("formats", "image_paths", "out")
+_EXPORT_KEYS = ("formats", "image_paths", "out", "mix_in")
 
 
 def split_experiment(data: DataConfig, experiment: ExperimentConfig, split_cfg: dict) -> dict:
@@ -34,12 +37,23 @@ def split_experiment(data: DataConfig, experiment: ExperimentConfig, split_cfg: 
         seed=settings.seed,
     )
     split = build_split(items, target, settings)
+    mix_spec = _build(MixInSpec, split_cfg.get("mix_in") or {}, "split.mix_in")
+    mix_in = None
+    if mix_spec.enabled:
+        mix_in = load_mix_in(
+            mix_spec,
+            seed=settings.seed,
+            allow_short=settings.allow_short,
+            test_images=split_test_image_keys(split.tested_images, items, settings.image_identity),
+            image_identity=settings.image_identity,
+        )
     return export_split(
         split,
         split_cfg["out"],
         formats=split_cfg.get("formats", ("llamafactory", "swift")),
         image_paths=split_cfg.get("image_paths", "absolute"),
         extra_manifest={"load_report": report.to_dict(), "experiment_config": experiment.__dict__},
+        mix_in=mix_in,
     )
 
 
@@ -58,7 +72,9 @@ def main(cfg: DictConfig) -> None:
     print(
         f"cgeval.split: {manifest['experiment']} | target {manifest['target']['compositions']} "
         f"test={manifest['target']['test']['n']} | {arms} | adjustments {len(manifest['adjustments'])} "
-        f"| test-only {manifest['test_only_subsets']} -> {c['split']['out']}"
+        f"| test-only {manifest['test_only_subsets']}"
+        + (f" | mix-in {manifest['mix_in']['n']} per arm" if manifest["mix_in"] else "")
+        + f" -> {c['split']['out']}"
     )
 
 

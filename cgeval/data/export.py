@@ -17,13 +17,23 @@ ends up as a fresh export would leave it and no tool trains on a stale arm. Othe
 
 Image paths are absolute by default, so the files work from any working directory; ``image_paths="relative"``
 writes them as in the Med-MAT records (relative to data.root: set LLaMA-Factory's ``media_dir`` to it).
+
+With a general-domain mix-in (`cgeval.data.mixin`, ``split.mix_in``), its records are added to every training
+arm's files in both formats (the same records in each arm), shuffled in with the arm's items (seeded per arm),
+and never to the test list. Their image paths are always absolute: they do not live under data.root (an
+absolute path stays absolute under LLaMA-Factory's ``media_dir``). The manifest's ``mix_in`` block records the
+file, its sha256, the seed, the counts and the skipped records by reason; each arm records ``n_mix_in`` and
+``n_written`` beside its own ``n`` (the Med-MAT items, which Related and Baseline+ hold in equal numbers).
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import random
 from pathlib import Path
 
+from .mixin import MixIn
 from .records import Item
 from .splits import ARMS, Split
 
@@ -47,7 +57,8 @@ def item_record(item: Item, image_paths: str = "absolute") -> dict:
         raise ExportError(f"image_paths must be 'absolute' or 'relative', got {image_paths!r}")
     if IMAGE_TAG in item.prompt:
         raise ExportError(f"{item.item_id}: the question text itself contains {IMAGE_TAG!r}")
-    image = item.image_path if image_paths == "absolute" else item.image
+    # Mix-in images are not under data.root: absolute in either mode.
+    image = item.image_path if image_paths == "absolute" or item.meta.get("mix_in") else item.image
     return {"messages": item_messages(item), "images": [image]}
 
 
@@ -112,6 +123,15 @@ def remove_stale_arms(out: Path, experiment: str, written: dict[str, set[str]]) 
     return removed
 
 
+def with_mix_in(items: list[Item], mix_in: MixIn | None, seed: int, arm: str) -> list[Item]:
+    """The arm's items plus the mix-in's, shuffled together (seeded per arm), so any prefix samples both."""
+    if mix_in is None or not mix_in.items:
+        return items
+    combined = [*items, *mix_in.items]
+    random.Random(f"{seed}/mix_in_order/{arm}").shuffle(combined)
+    return combined
+
+
 def target_test_rows(items: list[Item]) -> list[dict]:
     """The target's test items, enough to restrict an evaluation to them (ids, images, prompt, gold)."""
     return [
@@ -134,8 +154,10 @@ def export_split(
     formats: list[str] | tuple[str, ...] = FORMATS,
     image_paths: str = "absolute",
     extra_manifest: dict | None = None,
+    mix_in: MixIn | None = None,
 ) -> dict:
-    """Write every arm in every format, the target's test list and ``manifest.json``; returns the manifest."""
+    """Write every arm in every format (plus the mix-in's records, when given), the target's test list and
+    ``manifest.json``; returns the manifest."""
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise ExportError(f"unknown export formats {unknown}; valid: {', '.join(FORMATS)}")
@@ -145,7 +167,11 @@ def export_split(
         out, split.target.name, {f: {f"{split.target.name}__{arm}" for arm in split.arms} for f in formats}
     )
     files: dict[str, dict[str, str]] = {}
-    for arm, items in split.arms.items():
+    arms_info = copy.deepcopy(split.manifest["arms"])
+    for arm, arm_items in split.arms.items():
+        items = with_mix_in(arm_items, mix_in, split.settings.seed, arm)
+        arms_info[arm]["n_mix_in"] = len(items) - len(arm_items)
+        arms_info[arm]["n_written"] = len(items)
         name = f"{split.target.name}__{arm}"
         files[arm] = {}
         if "llamafactory" in formats:
@@ -157,8 +183,14 @@ def export_split(
     with test_path.open("w", encoding="utf-8") as f:
         for row in target_test_rows(split.test):
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    mix_info = None
+    if mix_in is not None:
+        mix_info = {**mix_in.manifest, "arms": {arm: info["n_mix_in"] for arm, info in arms_info.items()}}
     manifest = {
         **split.manifest,
+        "arms": arms_info,
+        "adjustments": [*split.manifest["adjustments"], *(mix_in.adjustments if mix_in else [])],
+        "mix_in": mix_info,
         "files": {"arms": files, "test": str(test_path.relative_to(out))},
         "image_paths": image_paths,
         **(extra_manifest or {}),

@@ -206,6 +206,9 @@ class Split:
     test: list[Item]  # the target's test items
     arms: dict[str, list[Item]]
     manifest: dict
+    # Keys (by ``settings.image_identity``, see `image_key`) of every image on a test side anywhere: what must
+    # never train, also checked against the general-domain mix-in (cgeval.data.mixin).
+    tested_images: frozenset[str] = frozenset()
 
 
 def _label_counts(items: list[Item]) -> dict:
@@ -634,7 +637,10 @@ def build_split(items: list[Item], target: TargetSpec, settings: SplitSettings) 
         "adjustments": adjust.rows,
     }
     _check_no_leak(arms, tested_images, settings, cache)
-    return Split(target=target, settings=settings, subsets=splits, test=test, arms=arms, manifest=manifest)
+    return Split(
+        target=target, settings=settings, subsets=splits, test=test, arms=arms, manifest=manifest,
+        tested_images=frozenset(tested_images),
+    )
 
 
 def _check_no_leak(
