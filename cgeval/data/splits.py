@@ -28,6 +28,10 @@ Every arm is shuffled (seeded), so any prefix of a training file samples all its
 Subsets with the target's own composition (e.g. 14 and 15, both FP-Fundus-Diseases) are in no arm.
 When an arm cannot reach its size, the split fails with `InsufficientTrainingData`, or with
 ``allow_short`` it keeps what exists and records the shortfall in the manifest.
+
+Not part of the split: the general-domain mix-in (`cgeval.data.mixin`) joins every arm at export and is
+checked against `Split.tested_images`; `cgeval.data.candidates` enumerates every Table-3-style row from
+`related_pairs` over the registry.
 """
 
 from __future__ import annotations
