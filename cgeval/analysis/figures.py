@@ -7,10 +7,14 @@ two-column paper) or 6.9 in (both columns).
 
 from __future__ import annotations
 
+import inspect
+import io
 import logging
+import os
 import re
 import textwrap
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
@@ -21,6 +25,10 @@ logging.getLogger("fontTools").setLevel(logging.WARNING)
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from fontTools.ttLib import TTFont  # noqa: E402
+from matplotlib.backends import _backend_pdf_ps  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 OKABE_ITO = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000"]
 SPLIT_COLOURS = {"seen": "#0072B2", "unseen": "#D55E00"}
@@ -38,8 +46,11 @@ def clipped_texts(fig) -> list[str]:
     """Describe what of the drawn figure (labels, titles, tick labels, annotations) lies beyond its canvas.
 
     Uses the tight bounding box of what is actually drawn (tick labels outside the view limits are not), so an
-    empty list means nothing is cut off in the saved PNG / PDF."""
-    fig.canvas.draw()
+    empty list means nothing is cut off in the saved PNG / PDF.
+
+    The layout runs as in a draw at the figure's own dpi, but nothing is rasterised (``draw_without_rendering``:
+    the same text extents as ``canvas.draw()``, without painting pixels that nobody looks at)."""
+    fig.draw_without_rendering()
     renderer = fig.canvas.get_renderer()
     tight = fig.get_tightbbox(renderer)  # inches
     w, h = fig.get_size_inches()
@@ -56,6 +67,93 @@ def clipped_texts(fig) -> list[str]:
     return out
 
 
+def _new_figure(figsize: tuple[float, float]):
+    """A figure with constrained layout and one axes, on an Agg canvas of its own.
+
+    Not registered with pyplot: pyplot would re-check every artist change for an interactive redraw, and would
+    hold on to the figure until it is closed. Saved output is the same as from ``plt.subplots``."""
+    fig = Figure(figsize=figsize, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# PDF font subsets, computed once per glyph set
+#
+# Every PDF embeds a subset of its TrueType font (Type 42, as journals ask). Subsetting DejaVu Sans with fontTools
+# takes a good part of a second, and most figures of a report use the same glyphs as another one (the heatmaps of
+# a task across runs). While our figures are saved as PDF, matplotlib's subsetting function is wrapped by one that
+# keeps each glyph set's subset (the font bytes and glyph map); the PDF gets exactly the bytes the first
+# subsetting produced. Only installed when matplotlib's private function has the shape this was written for.
+
+_SUBSETS: dict[tuple, tuple[bytes, dict]] = {}
+_SUBSETS_MAX = 256
+
+
+class _SubsetFont(TTFont):
+    """A subset font read back from its bytes; saving it writes those very bytes (no re-compile, no new
+    timestamp), so a cached subset embeds exactly as the first one did."""
+
+    def __init__(self, data: bytes):
+        super().__init__(io.BytesIO(data))
+        self._data = data
+
+    def save(self, file, reorderTables=True):  # noqa: ARG002 (the bytes are final)
+        if hasattr(file, "write"):
+            file.write(self._data)
+        else:
+            Path(file).write_bytes(self._data)
+
+
+def _subset_cache_usable() -> bool:
+    fn = getattr(_backend_pdf_ps, "get_glyphs_subset", None)
+    results = getattr(_backend_pdf_ps, "SubsetResults", None)
+    if fn is None or results is None or not hasattr(results, "_as_cm"):
+        return False
+    try:
+        return list(inspect.signature(fn).parameters) == ["fontfile", "glyphs"]
+    except (TypeError, ValueError):
+        return False
+
+
+_SUBSET_CACHE_USABLE = _subset_cache_usable()
+
+
+def _cached_glyphs_subset(original):
+    def get_glyphs_subset(fontfile, glyphs):
+        glyphs = frozenset(glyphs)
+        st = os.stat(fontfile)
+        # the subset font's 'modified' stamp follows SOURCE_DATE_EPOCH when set: part of the key
+        key = (str(fontfile), getattr(fontfile, "face_index", 0), st.st_size, st.st_mtime_ns,
+               os.environ.get("SOURCE_DATE_EPOCH"), glyphs)
+        hit = _SUBSETS.get(key)
+        if hit is None:
+            with original(fontfile, glyphs) as sub:
+                hit = (_backend_pdf_ps.font_as_file(sub.font).getvalue(), dict(sub.glyph_index_map))
+            if len(_SUBSETS) >= _SUBSETS_MAX:
+                _SUBSETS.clear()
+            _SUBSETS[key] = hit
+        data, glyph_map = hit
+        return _backend_pdf_ps.SubsetResults(_SubsetFont(data), dict(glyph_map))._as_cm()
+
+    get_glyphs_subset.__wrapped__ = original
+    return get_glyphs_subset
+
+
+@contextmanager
+def _pdf_subsets_cached():
+    """Within the block, matplotlib's PDF writer reuses the font subset of a glyph set seen before."""
+    original = _backend_pdf_ps.get_glyphs_subset
+    if not _SUBSET_CACHE_USABLE or hasattr(original, "__wrapped__"):  # not this matplotlib, or already wrapped
+        yield
+        return
+    _backend_pdf_ps.get_glyphs_subset = _cached_glyphs_subset(original)
+    try:
+        yield
+    finally:
+        _backend_pdf_ps.get_glyphs_subset = original
+
+
 def _save(fig, out_stem: Path) -> list[Path]:
     out_stem = Path(out_stem)
     clipped = clipped_texts(fig)
@@ -66,7 +164,11 @@ def _save(fig, out_stem: Path) -> list[Path]:
     paths = []
     for ext in ("png", "pdf"):
         p = out_stem.with_name(f"{out_stem.name}.{ext}")
-        fig.savefig(p, dpi=300)
+        if ext == "pdf":
+            with _pdf_subsets_cached():
+                fig.savefig(p, dpi=300)
+        else:
+            fig.savefig(p, dpi=300)
         paths.append(p)
     plt.close(fig)
     return paths
@@ -82,7 +184,7 @@ def plot_composition_accuracy(table: pd.DataFrame, out_stem: Path, title: str = 
     comp["order"] = comp["split"].map({"unseen": 0, "seen": 1}).fillna(2)
     comp = comp.sort_values(["order", "shared_elements", "group"], ascending=[True, False, True])
     with plt.rc_context(RC):
-        fig, ax = plt.subplots(figsize=(TWO_COLUMNS, max(2.0, 0.2 * len(comp) + 0.9)), layout="constrained")
+        fig, ax = _new_figure((TWO_COLUMNS, max(2.0, 0.2 * len(comp) + 0.9)))
         y = np.arange(len(comp))
         colours = [SPLIT_COLOURS.get(s, "#999999") for s in comp["split"]]
         acc = comp["accuracy"].fillna(0) * 100
@@ -110,7 +212,7 @@ def plot_heatmap(cells: pd.DataFrame, task: str, out_stem: Path, title: str = ""
     areas = sorted(sub["area"].unique())
     grid = np.full((len(mods), len(areas)), np.nan)
     with plt.rc_context(RC):
-        fig, ax = plt.subplots(figsize=(ONE_COLUMN, max(1.4, 0.38 * len(mods) + 1.0)), layout="constrained")
+        fig, ax = _new_figure((ONE_COLUMN, max(1.4, 0.38 * len(mods) + 1.0)))
         cmap = plt.get_cmap("cividis").with_extremes(bad="white")
         lookup = {(r.modality, r.area): r for r in sub.itertuples(index=False)}
         for i, m in enumerate(mods):
@@ -160,7 +262,7 @@ def plot_forest(table: pd.DataFrame, boot: dict, out_stem: Path, title: str = ""
         if b.get("estimate") is not None:
             rows.append((f"all {name}", b["estimate"], b["ci_low"], b["ci_high"], name, "D"))
     with plt.rc_context(RC):
-        fig, ax = plt.subplots(figsize=(ONE_COLUMN, max(1.6, 0.17 * len(rows) + 0.9)), layout="constrained")
+        fig, ax = _new_figure((ONE_COLUMN, max(1.6, 0.17 * len(rows) + 0.9)))
         for i, (label, acc, lo, hi, split, marker) in enumerate(rows):
             c = SPLIT_COLOURS.get(split, "#999999")
             ax.plot([lo * 100, hi * 100], [i, i], color=c, lw=1)
@@ -197,7 +299,7 @@ def plot_letter_bias(df: pd.DataFrame, out_stem: Path, title: str = "") -> list[
     counts = letter_counts(df)
     n = len(df)
     with plt.rc_context(RC):
-        fig, ax = plt.subplots(figsize=(ONE_COLUMN, 1.9), layout="constrained")
+        fig, ax = _new_figure((ONE_COLUMN, 1.9))
         x = np.arange(len(counts))
         ax.bar(x - 0.2, counts["gold"] / n * 100, width=0.4, color=OKABE_ITO[1], label="gold")
         ax.bar(x + 0.2, counts["predicted"] / n * 100, width=0.4, color=OKABE_ITO[0], label="predicted")
@@ -217,7 +319,7 @@ def plot_grouped_bars(acc: pd.DataFrame, out_stem: Path, title: str = "", two_co
     runs = list(dict.fromkeys(acc["run"]))
     width = 0.8 / max(1, len(runs))
     with plt.rc_context(RC):
-        fig, ax = plt.subplots(figsize=(TWO_COLUMNS if two_columns else ONE_COLUMN, 2.2), layout="constrained")
+        fig, ax = _new_figure((TWO_COLUMNS if two_columns else ONE_COLUMN, 2.2))
         for j, run in enumerate(runs):
             sub = acc[acc["run"] == run].set_index("target").reindex(targets)
             x = np.arange(len(targets)) - 0.4 + width * (j + 0.5)
@@ -247,7 +349,7 @@ def plot_gap_forest(gaps: pd.DataFrame, out_stem: Path, title: str = "") -> list
     """Seen - unseen gap per run with its cluster-bootstrap interval (``gaps``: run, estimate, ci_low, ci_high)."""
     gaps = gaps.reset_index(drop=True)
     with plt.rc_context(RC):
-        fig, ax = plt.subplots(figsize=(ONE_COLUMN, max(1.3, 0.22 * len(gaps) + 0.8)), layout="constrained")
+        fig, ax = _new_figure((ONE_COLUMN, max(1.3, 0.22 * len(gaps) + 0.8)))
         for i, r in gaps.iterrows():  # one row per run
             if r["estimate"] is None or not np.isfinite(r["estimate"]):
                 ax.text(0, i, "n/a", ha="center", va="center")
