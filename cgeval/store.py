@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .config import ShardConfig
 from .data.records import Item
+from .jsonl import read_jsonl
 from .models.base import ModelAdapter
 from .scoring import base_item_id
 
@@ -66,20 +67,11 @@ def manifest_name(shard: ShardConfig) -> str:
 
 
 def read_rows(path: Path) -> tuple[list[dict], int]:
-    """Rows of a predictions file, and how many lines could not be read (a line cut short by a crash)."""
-    rows, bad = [], 0
-    with path.open("rb") as f:
-        for raw in f:
-            try:
-                row = json.loads(raw.decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                bad += 1
-                continue
-            if isinstance(row, dict):
-                rows.append(row)
-            else:
-                bad += 1
-    return rows, bad
+    """Rows of a predictions file, and how many lines could not be read (a line cut short by a crash).
+
+    Tolerant: every line that is not a JSON object (a blank line too) is dropped and counted, never raised."""
+    read = read_jsonl(path, bad_lines="count", skip_blank=False)
+    return read.rows, read.n_bad
 
 
 def collect_cache(out: Path, keys: dict[str, str]) -> tuple[dict[str, dict], Counter]:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.registry import SUBSETS
+from ..jsonl import JsonlLineError, ends_with_line_end, iter_jsonl
 from .stats import (
     ItemSetMismatch,
     ScoringMismatch,
@@ -58,11 +59,9 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     except ValueError:
         _raise_bad_line(path)
         raise
-    with path.open("rb") as f:
-        f.seek(-1, 2)
-        if f.read(1) != b"\n":
-            # run.py ends every row with a newline; a last row without one was cut off mid-write.
-            raise TruncatedPredictions(f"{path}: the last row has no line end; the file was cut off mid-write")
+    if not ends_with_line_end(path):
+        # run.py ends every row with a newline; a last row without one was cut off mid-write.
+        raise TruncatedPredictions(f"{path}: the last row has no line end; the file was cut off mid-write")
     if df.empty:
         raise PredictionsError(f"{path}: no prediction rows")
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
@@ -81,20 +80,17 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
 
 
 def _raise_bad_line(path: Path) -> None:
-    """Find the first line that is not a JSON object and raise a TruncatedPredictions naming it."""
-    with path.open(encoding="utf-8") as f:
-        lines = f.readlines()
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            where = "last" if lineno == len(lines) else "a middle"
-            raise TruncatedPredictions(f"{path}:{lineno}: {where} line is not a JSON row ({e}); "
-                                       "the file is truncated or corrupt") from e
-        if not isinstance(row, dict):
-            raise TruncatedPredictions(f"{path}:{lineno}: not a JSON object")
+    """Find the first line that is not a JSON object and raise a TruncatedPredictions naming it (the strict
+    mode of the shared JSON Lines reader; pandas parses the file, this only says where it broke)."""
+    try:
+        for _ in iter_jsonl(path):
+            pass
+    except JsonlLineError as e:
+        if e.cause is not None:
+            where = "last" if e.is_last else "a middle"
+            raise TruncatedPredictions(f"{path}:{e.lineno}: {where} line is not a JSON row ({e.cause}); "
+                                       "the file is truncated or corrupt") from e.cause
+        raise TruncatedPredictions(f"{path}:{e.lineno}: not a JSON object") from None
 
 
 @dataclass

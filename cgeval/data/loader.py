@@ -25,6 +25,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from ..jsonl import JsonlLineError, iter_jsonl
 from .records import Item, OptionParseError, parse_question_choice
 from .registry import DATASETS, SUBSETS, subset_of_dataset
 
@@ -381,17 +382,15 @@ def read_item_ids(path: str | Path) -> set[str]:
     if not path.is_file():
         raise ItemsFileError(f"data.items_file {path} does not exist")
     ids: set[str] = set()
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ItemsFileError(f"{path}:{lineno}: not a JSON line ({e})") from e
-            if not isinstance(row, dict) or not isinstance(row.get("item_id"), str):
+    try:  # strict: the first line that is not a JSON object with a string item_id stops the run
+        for lineno, row in iter_jsonl(path):
+            if not isinstance(row.get("item_id"), str):
                 raise ItemsFileError(f"{path}:{lineno}: no string 'item_id'")
             ids.add(row["item_id"].split("@r")[0])  # rotation ids of circular runs name their item
+    except JsonlLineError as e:
+        if e.cause is not None:
+            raise ItemsFileError(f"{path}:{e.lineno}: not a JSON line ({e.cause})") from e.cause
+        raise ItemsFileError(f"{path}:{e.lineno}: no string 'item_id'") from None
     if not ids:
         raise ItemsFileError(f"{path}: lists no item ids")
     return ids
