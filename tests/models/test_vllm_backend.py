@@ -304,6 +304,62 @@ def test_missing_extra_names_it(monkeypatch):
         build()
 
 
+# ------------------------------------------------------------------ the installed vLLM's API (vLLM only, no GPU)
+
+
+def _vllm_api_available() -> bool:
+    try:
+        import vllm.sampling_params  # noqa: F401
+    except Exception:  # noqa: BLE001 - not installed, or installed without what it imports
+        return False
+    return True
+
+
+@pytest.mark.vllm
+@pytest.mark.skipif(not _vllm_api_available(), reason="needs vllm installed")
+def test_requests_are_valid_for_the_installed_vllm(monkeypatch, tmp_path):
+    """What the adapter sends, against the installed release (the stand-ins above cannot catch a renamed or
+    dropped argument): every SamplingParams it builds is accepted by the real class, every keyword it passes to
+    LLM.chat is one the real method takes, and every engine argument is an EngineArgs field. LLM and EngineArgs
+    are read from source: importing them pulls in the whole serving stack."""
+    import ast
+
+    import vllm.sampling_params as sp
+
+    root = Path(sp.__file__).parent
+    tree = ast.parse((root / "entrypoints" / "llm.py").read_text())
+    chat = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "chat")
+    chat_params = {a.arg for a in chat.args.args + chat.args.kwonlyargs}
+    tree = ast.parse((root / "engine" / "arg_utils.py").read_text())
+    engine = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "EngineArgs")
+    fields = {s.target.id for s in engine.body if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)}
+
+    built = []
+
+    def checked_params(**kw):  # the real class validates; the stand-in engine gets the stand-in
+        built.append(sp.SamplingParams(**kw))
+        return FakeSamplingParams(**kw)
+
+    mod = types.ModuleType("vllm")
+    mod.LLM, mod.SamplingParams, mod.__version__ = FakeLLM, checked_params, sp.__name__
+    monkeypatch.setitem(sys.modules, "vllm", mod)
+    m = build(max_num_seqs=64, mm_processor_kwargs={"max_pixels": 1024}, chat_template="{{ messages }}")
+    passed = []
+    real_chat = m.llm.chat
+    m.llm.chat = lambda conversations, params, **kw: passed.append(set(kw)) or real_chat(conversations, params, **kw)
+    items = make_items(tmp_path, 2)
+    m.generate(items)
+    m.option_logprobs(items)
+
+    assert set(m.engine_args) <= fields, sorted(set(m.engine_args) - fields)
+    assert passed and all(kw <= chat_params for kw in passed), passed
+    assert "tokenization_kwargs" in set().union(*passed)
+    greedy, letters = built
+    assert greedy.temperature == 0.0 and greedy.repetition_penalty == 1.0 and letters.max_tokens == 1
+    assert sorted(letters.logprob_token_ids) == sorted(t for ids in IDS.values() for t in ids)
+    assert len(letters.logprob_token_ids) <= getattr(sp, "MAX_LOGPROB_TOKEN_IDS", 128)
+
+
 # ------------------------------------------------------------------ the real engine (GPU + vLLM only)
 
 
