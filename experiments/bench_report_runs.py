@@ -5,7 +5,7 @@ embedded sample), then times the report CLI in this process three ways:
 
 * ``no figures``: every plot function replaced by a no-op (what the tables and statistics cost);
 * ``figures, old path``: the figure saving as it was before the speed-up (pyplot figures, a full raster draw
-  for the layout check, every PDF font subset computed afresh);
+  for the layout check);
 * ``figures, current``: the code as it is.
 
 Old and current write byte-identical files (PNG, and PDF with SOURCE_DATE_EPOCH fixed); the script checks it.
@@ -65,7 +65,7 @@ def _old_new_figure(figsize):
 
 
 def _old_save(fig, out_stem: Path):
-    """figures._save before the speed-up: a full raster draw for the check, no font-subset reuse."""
+    """figures._save before the speed-up: a full raster draw for the layout check."""
     out_stem = Path(out_stem)
     fig.canvas.draw()
     fig.get_tightbbox(fig.canvas.get_renderer())
@@ -90,7 +90,6 @@ def variant(name: str):
         elif name == "figures, old path":
             stack.enter_context(mock.patch.object(figures, "_new_figure", _old_new_figure))
             stack.enter_context(mock.patch.object(figures, "_save", _old_save))
-        figures._SUBSETS.clear()
         yield
 
 

@@ -7,14 +7,10 @@ two-column paper) or 6.9 in (both columns).
 
 from __future__ import annotations
 
-import inspect
-import io
 import logging
-import os
 import re
 import textwrap
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
@@ -25,8 +21,6 @@ logging.getLogger("fontTools").setLevel(logging.WARNING)
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from fontTools.ttLib import TTFont  # noqa: E402
-from matplotlib.backends import _backend_pdf_ps  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
@@ -77,83 +71,6 @@ def _new_figure(figsize: tuple[float, float]):
     return fig, fig.subplots()
 
 
-# --------------------------------------------------------------------------------------------------------------
-# PDF font subsets, computed once per glyph set
-#
-# Every PDF embeds a subset of its TrueType font (Type 42, as journals ask). Subsetting DejaVu Sans with fontTools
-# takes a good part of a second, and most figures of a report use the same glyphs as another one (the heatmaps of
-# a task across runs). While our figures are saved as PDF, matplotlib's subsetting function is wrapped by one that
-# keeps each glyph set's subset (the font bytes and glyph map); the PDF gets exactly the bytes the first
-# subsetting produced. Only installed when matplotlib's private function has the shape this was written for.
-
-_SUBSETS: dict[tuple, tuple[bytes, dict]] = {}
-_SUBSETS_MAX = 256
-
-
-class _SubsetFont(TTFont):
-    """A subset font read back from its bytes; saving it writes those very bytes (no re-compile, no new
-    timestamp), so a cached subset embeds exactly as the first one did."""
-
-    def __init__(self, data: bytes):
-        super().__init__(io.BytesIO(data))
-        self._data = data
-
-    def save(self, file, reorderTables=True):  # noqa: ARG002 (the bytes are final)
-        if hasattr(file, "write"):
-            file.write(self._data)
-        else:
-            Path(file).write_bytes(self._data)
-
-
-def _subset_cache_usable() -> bool:
-    fn = getattr(_backend_pdf_ps, "get_glyphs_subset", None)
-    results = getattr(_backend_pdf_ps, "SubsetResults", None)
-    if fn is None or results is None or not hasattr(results, "_as_cm"):
-        return False
-    try:
-        return list(inspect.signature(fn).parameters) == ["fontfile", "glyphs"]
-    except (TypeError, ValueError):
-        return False
-
-
-_SUBSET_CACHE_USABLE = _subset_cache_usable()
-
-
-def _cached_glyphs_subset(original):
-    def get_glyphs_subset(fontfile, glyphs):
-        glyphs = frozenset(glyphs)
-        st = os.stat(fontfile)
-        # the subset font's 'modified' stamp follows SOURCE_DATE_EPOCH when set: part of the key
-        key = (str(fontfile), getattr(fontfile, "face_index", 0), st.st_size, st.st_mtime_ns,
-               os.environ.get("SOURCE_DATE_EPOCH"), glyphs)
-        hit = _SUBSETS.get(key)
-        if hit is None:
-            with original(fontfile, glyphs) as sub:
-                hit = (_backend_pdf_ps.font_as_file(sub.font).getvalue(), dict(sub.glyph_index_map))
-            if len(_SUBSETS) >= _SUBSETS_MAX:
-                _SUBSETS.clear()
-            _SUBSETS[key] = hit
-        data, glyph_map = hit
-        return _backend_pdf_ps.SubsetResults(_SubsetFont(data), dict(glyph_map))._as_cm()
-
-    get_glyphs_subset.__wrapped__ = original
-    return get_glyphs_subset
-
-
-@contextmanager
-def _pdf_subsets_cached():
-    """Within the block, matplotlib's PDF writer reuses the font subset of a glyph set seen before."""
-    original = _backend_pdf_ps.get_glyphs_subset
-    if not _SUBSET_CACHE_USABLE or hasattr(original, "__wrapped__"):  # not this matplotlib, or already wrapped
-        yield
-        return
-    _backend_pdf_ps.get_glyphs_subset = _cached_glyphs_subset(original)
-    try:
-        yield
-    finally:
-        _backend_pdf_ps.get_glyphs_subset = original
-
-
 def _save(fig, out_stem: Path) -> list[Path]:
     out_stem = Path(out_stem)
     clipped = clipped_texts(fig)
@@ -164,11 +81,7 @@ def _save(fig, out_stem: Path) -> list[Path]:
     paths = []
     for ext in ("png", "pdf"):
         p = out_stem.with_name(f"{out_stem.name}.{ext}")
-        if ext == "pdf":
-            with _pdf_subsets_cached():
-                fig.savefig(p, dpi=300)
-        else:
-            fig.savefig(p, dpi=300)
+        fig.savefig(p, dpi=300)
         paths.append(p)
     plt.close(fig)
     return paths
