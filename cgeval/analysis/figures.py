@@ -231,8 +231,13 @@ def plot_grouped_bars(acc: pd.DataFrame, out_stem: Path, title: str = "", two_co
     targets = list(dict.fromkeys(acc["target"]))
     runs = list(dict.fromkeys(acc["run"]))
     width = 0.8 / max(1, len(runs))
+    fig_width = TWO_COLUMNS if two_columns else ONE_COLUMN
+    # As many legend columns as fit the width (run labels are often long folder names), rows below the axes.
+    entry = 0.45 + RC["legend.fontsize"] / 72 * 0.6 * max(len(str(r)) for r in runs)  # handle + text, inches
+    ncol = max(1, min(len(runs), 4, int(fig_width // entry)))
+    legend_rows = -(-len(runs) // ncol)
     with plt.rc_context(RC):
-        fig, ax = _new_figure((TWO_COLUMNS if two_columns else ONE_COLUMN, 2.2))
+        fig, ax = _new_figure((fig_width, 2.0 + 0.13 * legend_rows))
         for j, run in enumerate(runs):
             sub = acc[acc["run"] == run].set_index("target").reindex(targets)
             x = np.arange(len(targets)) - 0.4 + width * (j + 0.5)
@@ -249,10 +254,11 @@ def plot_grouped_bars(acc: pd.DataFrame, out_stem: Path, title: str = "", two_co
                     ax.text(xi, top + 1, f"{v:.0f}", ha="center", va="bottom", fontsize=5)
                 else:
                     ax.text(xi, 1, "n/a", ha="center", va="bottom", fontsize=5, rotation=90)
-        ax.set_xticks(range(len(targets)), targets)
+        # "03 CT-Lung-COVID" -> "03\nCT-Lung-COVID": the subset number above its composition
+        ax.set_xticks(range(len(targets)), [str(t).replace(" ", "\n", 1) for t in targets])
         ax.set_ylim(0, 110)
         ax.set_ylabel("Accuracy (%), 95% Wilson CI")
-        ax.legend(ncol=min(4, len(runs)), loc="upper center", bbox_to_anchor=(0.5, -0.15), frameon=False)
+        fig.legend(*ax.get_legend_handles_labels(), ncol=ncol, loc="outside lower center", frameon=False)
         if title:
             ax.set_title(title)
         return _save(fig, out_stem)

@@ -51,3 +51,17 @@ def test_clipped_texts_agrees_with_a_full_draw(label, clipped):
     assert got == clipped_texts(fig)
     assert (tight.x0 < -0.01) == any("left" in g for g in got)
     plt.close(fig)
+
+
+def test_grouped_bars_with_long_run_labels_fit_their_canvas(tmp_path, recwarn):
+    """Six runs named after their folders: the legend wraps into rows instead of running off both edges, and
+    constrained layout is applied (it gives up, with a warning, when the decorations leave the axes no room)."""
+    import pandas as pd
+
+    runs = [f"{m}_holdout_ct_lung{s}" for m in ("mock", "prior", "random") for s in ("", "_covid")]
+    rows = [{"target": t, "run": r, "n": 10, "accuracy": 0.5, "ci_low": 0.2, "ci_high": 0.8, "note": ""}
+            for t in ("03 CT-Lung-COVID", "04 CT-Lung-Cancer") for r in runs]
+    paths = figures.plot_grouped_bars(pd.DataFrame(rows), tmp_path / "bars", title="Accuracy on target compositions")
+    assert [p.suffix for p in paths] == [".png", ".pdf"] and all(p.stat().st_size > 0 for p in paths)
+    messages = [str(w.message) for w in recwarn]
+    assert not any("cut off" in m or "collapsed" in m for m in messages), messages
