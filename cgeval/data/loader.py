@@ -19,6 +19,7 @@ import os
 import random
 import re
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,7 +177,7 @@ def _check_types(rec: object) -> str | None:
     return None
 
 
-def _resolve_image(root: Path, rel: str) -> str | None:
+def resolve_image(root: Path, rel: str) -> str | None:
     """The image's absolute path, or None when the path is absolute or escapes root.
 
     A lexical check (no symlink resolution, one string operation per image): a dataset folder that the
@@ -226,16 +227,10 @@ def _record_to_item(rec: dict, where: str, number: int, source: str, root: Path,
         if subset is None:
             report.skip("dataset_in_no_subset", f"{where}: dataset {dataset_no} belongs to no Med-MAT subset")
             return None
-    try:
-        stem, options, _ = parse_question_choice(rec["Question-choice"])
-    except OptionParseError as e:
-        report.skip("unparseable_options", f"{where}: {e}")
+    choice = parse_choice(rec, where, report.skip)
+    if choice is None:
         return None
-    gold = rec["Answer-choice"].strip().rstrip(".").strip().upper()
-    letters = [letter for letter, _ in options]
-    if gold not in letters:
-        report.skip("answer_not_an_option", f"{where}: answer {rec['Answer-choice']!r} not in {letters}")
-        return None
+    stem, options, gold = choice
     answer_text = dict(options)[gold]
     if isinstance(rec.get("Answer"), str) and rec["Answer"].strip() != answer_text:
         report.warn("answer_text_differs", f"{where}: Answer {rec['Answer']!r} vs option {gold}: {answer_text!r}")
@@ -258,12 +253,29 @@ def _record_to_item(rec: dict, where: str, number: int, source: str, root: Path,
     )
 
 
+def parse_choice(rec: dict, where: str, skip: Callable[[str, str], None]) \
+        -> tuple[str, tuple[tuple[str, str], ...], str] | None:
+    """``(stem, options, gold letter)`` of a record's ``Question-choice`` / ``Answer-choice``, or None with the
+    reason passed to ``skip`` (``unparseable_options`` or ``answer_not_an_option``)."""
+    try:
+        stem, options, _ = parse_question_choice(rec["Question-choice"])
+    except OptionParseError as e:
+        skip("unparseable_options", f"{where}: {e}")
+        return None
+    gold = rec["Answer-choice"].strip().rstrip(".").strip().upper()
+    letters = [letter for letter, _ in options]
+    if gold not in letters:
+        skip("answer_not_an_option", f"{where}: answer {rec['Answer-choice']!r} not in {letters}")
+        return None
+    return stem, options, gold
+
+
 def _check_images(items: list[Item], root: Path, verify: bool, workers: int, report: LoadReport) -> list[Item]:
     kept: list[Item] = []
     to_verify: list[Item] = []
     folder_exists: dict[str, bool] = {}
     for item in items:
-        path = _resolve_image(root, item.image)
+        path = resolve_image(root, item.image)
         if path is None:
             report.skip("path_outside_root", f"{item.item_id}: {item.image}")
             continue

@@ -36,8 +36,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .loader import image_decodes, items_hash
-from .records import Item, OptionParseError, parse_question_choice
+from .loader import image_decodes, items_hash, parse_choice, resolve_image
+from .records import Item
 from .splits import SplitConfigError, SplitError, image_key
 
 MIX_IN_PREFIX = "MIX-"
@@ -137,10 +137,8 @@ def _image_path(root: Path, image: str) -> str | None:
     """Absolute, normalised path of a record's image; None when a relative path leaves ``root``."""
     if os.path.isabs(image):
         return os.path.normpath(image)
-    norm = os.path.normpath(image.replace("\\", "/"))
-    if norm == ".." or norm.startswith("../") or os.path.isabs(norm):
-        return None
-    return os.path.normpath(os.path.join(str(root), norm))
+    path = resolve_image(root, image)
+    return None if path is None else os.path.normpath(path)
 
 
 def record_to_item(rec: dict, where: str, root: Path, skips: _Skips) -> Item | None:
@@ -149,16 +147,10 @@ def record_to_item(rec: dict, where: str, root: Path, skips: _Skips) -> Item | N
     if problem:
         skips.add("malformed_record", f"{where}: {problem}")
         return None
-    try:
-        stem, options, _ = parse_question_choice(rec["Question-choice"])
-    except OptionParseError as e:
-        skips.add("unparseable_options", f"{where}: {e}")
+    choice = parse_choice(rec, where, skips.add)
+    if choice is None:
         return None
-    gold = rec["Answer-choice"].strip().rstrip(".").strip().upper()
-    letters = [letter for letter, _ in options]
-    if gold not in letters:
-        skips.add("answer_not_an_option", f"{where}: answer {rec['Answer-choice']!r} not in {letters}")
-        return None
+    stem, options, gold = choice
     path = _image_path(root, rec["image"])
     if path is None:
         skips.add("path_outside_root", f"{where}: {rec['image']}")
