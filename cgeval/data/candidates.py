@@ -4,7 +4,8 @@ The paper's Table 3 (MEDMAT_FACTS "The paper's protocol") has 43 rows in four bl
 module lists every candidate row from the MAT registry alone, so that the rows the data supports can be chosen,
 and the known ones checked, without guessing:
 
-- **fixed modality / fixed area / fixed task**: the target is one subset; the Related pair is `related_pairs`
+- **fixed modality / fixed area / fixed task**: the target is one composition (the subsets that have it: usually
+  one); the Related pair is `related_pairs`
   (two subsets each sharing two MAT elements with the target, different ones, so together they cover all three;
   neither has the target's composition). Both then share the third element with the target and with each other:
   that element names the block (CT-Lung-Cancer + X-ray-Lung-COVID -> CT-Lung-COVID is "fixed area", Lung).
@@ -51,7 +52,10 @@ COLUMNS = (
     "n_baseline_plus",
     "paper_row",
     "paper_match",
+    "experiment",
 )
+BLOCK_SLUGS = {"fixed modality": "modality", "fixed area": "area", "fixed task": "task", MA_BLOCK: "ma"}
+CONFIG_GROUP = "table3_candidates"  # conf/experiment/table3_candidates/: one config per row, generated
 
 
 class CandidatesError(ValueError):
@@ -124,7 +128,39 @@ class CandidateRow:
             "n_baseline_plus": len(self.baseline_plus),
             "paper_row": self.paper_row,
             "paper_match": self.paper_match,
+            "experiment": f"{CONFIG_GROUP}/{self.name}",
         }
+
+    @property
+    def name(self) -> str:
+        """The row's experiment name: block, target subsets, the two Related sides (``area_03_from_04_28``)."""
+        sides = ("-".join(f"{n:02d}" for n in nums) for nums in (self.target, self.related_a, self.related_b))
+        target, a, b = sides
+        return f"{BLOCK_SLUGS[self.block]}_{target}_from_{a}_{b}"
+
+    def experiment(self) -> dict:
+        """The row as an ``experiment`` config (cgeval.config.ExperimentConfig): the target composition held out
+        (for the modality-area block, every task of the pair), the Related subsets named, Related and Baseline+
+        arms (Baseline+ drawn from the subsets sharing no element, as `cgeval.data.splits` derives it)."""
+        first = SUBSETS[self.target[0]]
+        if self.block == MA_BLOCK:
+            heldout = [{"modality": first.modality, "area": first.area}]
+        else:
+            heldout = [{"modality": first.modality, "area": first.area, "task": first.task}]
+        exp = {
+            "name": self.name,
+            "description": f"Table 3 candidate ({self.block}): {_label(self.related_a, self.block)} + "
+                           f"{_label(self.related_b, self.block)} -> {_label(self.target, self.block)}",
+            "heldout": heldout,
+            "arms": ["related", "baseline_plus"],
+            "related_subsets": list(self.related),
+        }
+        if self.block == MA_BLOCK:
+            exp["related_axes"] = ["modality", "area"]
+        exp["reference"] = {"source": "cgeval.split_candidates (MAT registry)", "block": self.block,
+                            "shared": self.shared or None, "paper_row": self.paper_row or None,
+                            "paper_match": self.paper_match or None}
+        return exp
 
 
 def _nums(numbers: tuple[int, ...]) -> str:
@@ -161,10 +197,15 @@ def _shared_axis(target: Composition, a: Composition, b: Composition) -> str:
 
 
 def mat_rows(numbers: list[int]) -> list[CandidateRow]:
-    """Rows of the fixed modality / area / task blocks: one per target subset and Related pair."""
+    """Rows of the fixed modality / area / task blocks: one per target composition and Related pair.
+
+    The target is a composition, so it is every subset that has it (27 and 36 are both X-ray-Bones-Diseases):
+    holding out one of them while the other trained would show the model the "unseen" composition."""
+    by_comp: dict[Composition, tuple[int, ...]] = {}
+    for n in numbers:
+        by_comp[SUBSETS[n].composition] = (*by_comp.get(SUBSETS[n].composition, ()), n)
     rows = []
-    for t in numbers:
-        comp = SUBSETS[t].composition
+    for comp, targets in by_comp.items():
         others = [n for n in numbers if SUBSETS[n].composition != comp]
         for a, b in related_pairs(comp, others):
             axis = _shared_axis(comp, SUBSETS[a].composition, SUBSETS[b].composition)
@@ -172,10 +213,10 @@ def mat_rows(numbers: list[int]) -> list[CandidateRow]:
                 CandidateRow(
                     block=_AXIS_BLOCK[axis],
                     shared=getattr(comp, axis),
-                    target=(t,),
+                    target=targets,
                     related_a=(a,),
                     related_b=(b,),
-                    baseline_plus=_baseline_plus((t,), numbers),
+                    baseline_plus=_baseline_plus(targets, numbers),
                 )
             )
     return rows

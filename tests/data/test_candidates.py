@@ -68,10 +68,12 @@ def test_baseline_plus_shares_no_element_and_is_complete(released):
 
 def test_counts_per_block_over_released_subsets(released):
     rows, report = released
-    assert block_counts(rows) == {"fixed modality": 20, "fixed area": 3, "fixed task": 1, "modality-area pairs": 22}
+    assert block_counts(rows) == {"fixed modality": 11, "fixed area": 3, "fixed task": 1, "modality-area pairs": 22}
     assert all(r.target[0] <= 37 and max(r.related) <= 37 for r in rows)
-    # Targets 27 and 36 share a composition: each is listed with the same nine pairs, never with the other.
-    assert sum(r.target == (27,) for r in rows) == sum(r.target == (36,) for r in rows) == 9
+    # 27 and 36 share a composition (X-ray-Bones-Diseases): one target of both, with nine pairs, neither of them.
+    assert sum(r.target == (27, 36) for r in rows) == 9
+    assert not any(set(r.target) & {27, 36} and set(r.target) != {27, 36} for r in rows)
+    assert not any({27, 36} & set(r.related) for r in rows if r.target == (27, 36))
 
 
 def test_paper_rows_are_marked_once_each(released):
@@ -115,7 +117,7 @@ def test_output_is_deterministic_and_ordered(tmp_path: Path):
     assert frame.equals(candidates_frame(rows).astype(str))
     order = [BLOCKS.index(b) for b in frame["block"]]
     assert order == sorted(order)
-    assert len(frame) == 46 and list(frame.columns)[:3] == ["block", "shared", "target"]
+    assert len(frame) == 37 and list(frame.columns)[:3] == ["block", "shared", "target"]
     # Subset order in the input does not matter.
     shuffled, _ = candidate_rows(list(reversed(universe("released"))))
     assert candidates_frame(shuffled).equals(candidates_frame(rows))
@@ -127,7 +129,7 @@ def test_cli_writes_csv_and_markdown(tmp_path: Path):
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
     )
     assert run.returncode == 0, run.stderr
-    assert "46 rows (fixed modality 20, fixed area 3, fixed task 1, modality-area pairs 22)" in run.stdout
+    assert "37 rows (fixed modality 11, fixed area 3, fixed task 1, modality-area pairs 22)" in run.stdout
     md = (tmp_path / "table3_candidates.md").read_text()
     assert "| fixed area" in md and "CT-Lung-Cancer + X-ray-Lung-COVID" in md
     bad = subprocess.run(
@@ -135,3 +137,53 @@ def test_cli_writes_csv_and_markdown(tmp_path: Path):
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
     )
     assert bad.returncode == 2 and "CandidatesError" in bad.stderr
+
+
+# --- one experiment config per row, shipped under conf/experiment/table3_candidates ----------------------------
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+SHIPPED = CONF / "experiment" / "table3_candidates"
+
+
+def test_shipped_candidate_configs_are_exactly_what_the_registry_gives(tmp_path: Path):
+    from cgeval.split_candidates import write_configs
+
+    fresh = write_configs(tmp_path / "configs")
+    assert sorted(p.name for p in fresh) == sorted(p.name for p in SHIPPED.glob("*.yaml"))
+    for p in fresh:
+        assert (SHIPPED / p.name).read_text(encoding="utf-8") == p.read_text(encoding="utf-8"), (
+            f"{p.name} differs: rerun python -m cgeval.split_candidates --write-configs {SHIPPED}")
+    (tmp_path / "configs" / "stale_row.yaml").write_text("experiment: {}\n")
+    write_configs(tmp_path / "configs")
+    assert not (tmp_path / "configs" / "stale_row.yaml").exists()
+
+
+@pytest.mark.parametrize("row", candidate_rows(universe("released"))[0], ids=lambda r: r.name)
+def test_each_candidate_config_composes_and_holds_out_its_target(row, sample_items):
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from cgeval.config import ExperimentConfig, _build
+    from cgeval.data.compositions import HeldOut
+    from cgeval.data.sample import SAMPLE_SUBSETS
+    from cgeval.data.splits import SplitSettings, TargetSpec, build_split
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="split", overrides=[f"experiment=table3_candidates/{row.name}"])
+    exp = _build(ExperimentConfig, OmegaConf.to_container(cfg, resolve=True)["experiment"], "experiment")
+    assert exp.name == row.name and exp.related_subsets == list(row.related)
+    held = HeldOut.from_config(exp.heldout)
+    assert [n for n in held.subsets if SUBSETS[n].released] == list(row.target)
+    assert not any(SUBSETS[n].composition in held.compositions for n in exp.related_subsets)
+    target = TargetSpec.from_experiment(exp)  # validates that the Related subsets cover the target
+    if set(row.target) | set(row.related) <= set(SAMPLE_SUBSETS):
+        split = build_split(sample_items, target, SplitSettings(train_cap_per_subset=5, total_cap=30,
+                                                                allow_short=True))
+        assert split.arms["related"] and len(split.arms["related"]) == len(split.arms["baseline_plus"])
+
+
+@pytest.fixture(scope="module")
+def sample_items():
+    from cgeval.data.loader import load_medmat
+
+    return load_medmat(SAMPLE_ROOT, verify_images=False)[0]
