@@ -101,7 +101,7 @@ _AFTER_LETTER_I = frozenset({"is", "was", "seems", "appears", "matches", "fits",
 _NEG_BEFORE = re.compile(
     r"\b(?:no|not|non|without|absence|absent|negative|rule|rules|ruled|ruling|exclude|excluded|excluding|"
     r"except|rather|instead|nor|neither|isn't|isnt|aren't|wasn't|doesn't|don't|cannot|can't|unlikely|"
-    r"less|other|unlike|eliminate|eliminated|eliminating|lack|lacks|lacking|free|never|against)\b",
+    r"less|other|unlike|eliminate|eliminated|eliminating|lack|lacks|lacking|free|never|against|nothing|none)\b",
     re.I,
 )
 _NOT_NEGATION = re.compile(r"\bno\s+doubt\b|\bnot\s+only\b|\bno\s+question\b|\bcan(?:'|no)t\s+rule\s+out\b", re.I)
@@ -352,11 +352,39 @@ def _letter_token(s: str, p: int, ctx: _Ctx) -> tuple[str, int] | None:
         if m:
             word = m.group(1).lower()
             allowed = _AFTER_LETTER_A if upper == "A" else _AFTER_LETTER_I
-            if word not in allowed and _starts_with_text(s, q + m.start(1), ctx, upper) is None:
-                return None  # the article ("A cyst is present") or the pronoun ("I think")
+            if word not in allowed:
+                # The article ("A cyst is present", "does not show a cyst") or the pronoun ("I think"), also
+                # before option A's own text: that is read as text, where negation is checked. A letter
+                # followed by its text has punctuation between them ("A. Cyst", "A: cyst", "A) cyst").
+                return None
         if ch == "i" and (nxt in ("'", "’") or not re.match(r"[ \t]*(?:[.):\]*]|\n|$)", s[q:])):
             return None  # lower-case "i" is the pronoun unless it stands alone before punctuation
     return upper, q
+
+
+_LINE_REST = re.compile(r"[ \t]*[.:)\]*_`]*[ \t]*")
+_LINE_TAIL = " \t*_.`"
+
+
+def _answer_line(t: str, ctx: _Ctx) -> tuple[str | None, str] | None:
+    """When the reply's first line is an upper-case option letter alone, or followed by one option's text and
+    nothing else: ``(letter, "leading_letter")``, or ``(None, "conflict")`` when that text is another option's
+    ("C. Stone" where C is Tumor). Otherwise None: nothing decided here."""
+    start = _LEADING.match(t).end()
+    tok = _letter_token(t, start, ctx)
+    if tok is None or not t[start].isupper() or tok[0] not in ctx.opts:
+        return None
+    letter, q = tok
+    line_end = t.find("\n", q)
+    line_end = len(t) if line_end < 0 else line_end
+    p = _LINE_REST.match(t, q).end()
+    if not t[p:line_end].strip(_LINE_TAIL):
+        return letter, "leading_letter"
+    for let, _, pat in ctx.texts:  # longest text first
+        m = pat.match(t, p)
+        if m and m.end() <= line_end and not t[m.end():line_end].strip(_LINE_TAIL):
+            return (letter, "leading_letter") if let == letter else (None, "conflict")
+    return None
 
 
 def _negated_before(s: str, start: int, words: int) -> bool:
@@ -423,7 +451,7 @@ def _hedge_after(s: str, q: int, letter: str, ctx: _Ctx) -> bool:
 
 def _conflict(s: str, q: int, letter: str, ctx: _Ctx) -> bool:
     """The letter is followed directly by another option's text: "B. Normal" where B is Cyst."""
-    p = re.compile(r"[ \t]*[.:)\]*_\-—–]*[ \t]*[(*_]*[ \t]*").match(s, q).end()
+    p = re.compile(r"[ \t]*[.:,)\]*_\-—–]*[ \t]*[(*_]*[ \t]*").match(s, q).end()
     if _starts_with_text(s, p, ctx, letter) is not None:
         return False
     other = _starts_with_text(s, p, ctx)
@@ -710,6 +738,12 @@ def _read(text: str, ctx: _Ctx, mode: str, depth: int) -> tuple[str | None, str]
                 return letter, "letter_is_correct"
     if r is not None:
         return r
+
+    # A first line that is a letter alone, or a letter and its own option text ("C. Stone", "B"), is the answer;
+    # what follows explains it, and words there ("suggests normal ...") must not override it.
+    lead = None if echoed else _answer_line(t, ctx)
+    if lead is not None:
+        return lead
 
     # Tier 3: weaker commitments; not read in what is left of an echo (the question stem, usually).
     r = None if echoed else _tier(t, ctx, _TIER3, weak=True)

@@ -213,6 +213,25 @@ CASES = [
     ("X-ray shows a stone.", KIDNEY, "D", None),
     ("The T2-weighted image shows a meningioma.", BRAIN, "B", None),
     ("B-cell lymphoma is not among the choices, so I would say Tumor.", KIDNEY, "C", None),
+    # --- "a <option A's text>" is the article, not the letter A: negation decides it
+    ("The kidney does not show a cyst.", (("A", "Cyst"), ("B", "Normal"), ("C", "Stone")), None, None),
+    ("The ultrasound does not show a cyst; the kidney looks normal.", (("A", "Cyst"), ("B", "Normal"),
+                                                                       ("C", "Stone")), "B", None),
+    ("A cyst is not present; the kidney is normal.", (("A", "Cyst"), ("B", "Normal"), ("C", "Stone")), "B", None),
+    ("This is not consistent with a glioma. Meningioma.", BRAIN, "B", None),
+    ("A glioma is present.", BRAIN, "A", None),
+    ("The answer is A Glioma", BRAIN, "A", None),
+    # --- a first line that is the answer is not overridden by the explanation after it
+    ("C. Stone\nReason: the image suggests normal parenchyma around an echogenic focus.", KIDNEY, None, "conflict"),
+    ("D. Stone\nReason: the image suggests normal parenchyma around an echogenic focus.", KIDNEY, "D",
+     "leading_letter"),
+    ("B. Malignant\n\nThe lesion shows some features of a benign nevus, but the irregular border favors malignancy.",
+     THREE, "B", "leading_letter"),
+    ("B\n\nThe lesion shows irregular borders typical of benign.", THREE, "B", "leading_letter"),
+    # --- a letter joined by a comma to another option's text; "nothing suggests X"
+    ("Answer: A, pneumonia.", (("A", "Normal"), ("B", "Pneumonia")), None, "conflict"),
+    ("Nothing here indicates pneumonia.", (("A", "Normal"), ("B", "Pneumonia")), None, None),
+    ("There is nothing to suggest a glioma.", BRAIN, None, None),
 ]
 
 
