@@ -346,7 +346,6 @@ def load_medmat(
 
     selected = read_item_ids(items_file) if items_file is not None else None
     report.items_file = str(items_file) if items_file is not None else None
-    rng = random.Random(seed)
     items: list[Item] = []
     seen_ids: set[str] = set()
     for number, path in sorted(files.items()):
@@ -369,8 +368,11 @@ def load_medmat(
         file_items = _check_images(file_items, root, verify_images, io_workers, report)
         if max_items_per_file is not None and len(file_items) > max_items_per_file:
             report.subsampled_out += len(file_items) - max_items_per_file
-            keep = set(rng.sample(range(len(file_items)), max_items_per_file))
-            file_items = [it for j, it in enumerate(file_items) if j in keep]
+            # One generator per file, drawing from the items by id: a file's sample does not depend on which
+            # other files were loaded or on the order of its records. (A string seed hashes with sha512.)
+            rng = random.Random(f"{seed}/{source}/{number}")
+            keep = set(rng.sample(sorted(it.item_id for it in file_items), max_items_per_file))
+            file_items = [it for it in file_items if it.item_id in keep]
         items.extend(file_items)
     report.n_items = len(items)
     if selected is not None:

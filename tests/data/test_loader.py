@@ -195,6 +195,19 @@ def test_subsample_is_seeded_and_counted():
     c, _ = load_medmat(SAMPLE_ROOT, max_items_per_file=3, seed=2)
     assert [i.item_id for i in a] == [i.item_id for i in b] != [i.item_id for i in c]
     assert ra.subsampled_out == 120 - len(a) == 120 - 36
+    # A file's sample is the same whichever other files are loaded.
+    alone, _ = load_medmat(SAMPLE_ROOT, subsets=[30], max_items_per_file=3, seed=1)
+    assert [i.item_id for i in alone] == [i.item_id for i in a if i.subset == 30]
+
+
+def test_subsample_does_not_depend_on_record_order(sample_copy):
+    import json
+
+    want = [i.item_id for i in load_medmat(sample_copy, subsets=[30], max_items_per_file=4, seed=3)[0]]
+    path = next(sample_copy.rglob("*Subset*30-train.json"))
+    path.write_text(json.dumps(list(reversed(json.loads(path.read_text())))))
+    got = [i.item_id for i in load_medmat(sample_copy, subsets=[30], max_items_per_file=4, seed=3)[0]]
+    assert sorted(got) == sorted(want)
 
 
 def test_items_hash_depends_on_content(sample_copy):
