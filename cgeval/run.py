@@ -79,6 +79,10 @@ def score_batch(model: ModelAdapter, batch: list[Item], mode: str, extract: str 
     return out
 
 
+# What a prediction row holds from the model (the rest comes from the item and the experiment).
+MODEL_OUTPUT_KEYS = ("response", "pred", "parse_rule", "option_scores", "unscored_options")
+
+
 def prediction_row(item: Item, split: str, shared: int, scored: dict, key: str) -> dict:
     row = {
         "item_id": item.item_id,
@@ -222,10 +226,15 @@ def run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None = None
 
     # Start the file with the reused rows, then append each scored batch and flush it to disk.
     # Every row of this run, in memory as (row, line), so the final canonical file needs no re-parsing.
-    done: dict[str, tuple[dict, str]] = {
-        it.item_id: (cache[it.item_id], json.dumps(cache[it.item_id], ensure_ascii=False) + "\n")
-        for it in asked if it.item_id in cache
-    }
+    # A reused row keeps only what the model produced; everything else (split, shared elements, gold, whether it
+    # is correct) is rebuilt from this run's item and experiment, which may have changed since.
+    done: dict[str, tuple[dict, str]] = {}
+    for it in asked:
+        if it.item_id in cache:
+            split, shared = labels[base_item_id(it.item_id) if circular else it.item_id]
+            row = prediction_row(it, split, shared, {k: cache[it.item_id].get(k) for k in MODEL_OUTPUT_KEYS},
+                                 keys[it.item_id])
+            done[it.item_id] = (row, json.dumps(row, ensure_ascii=False) + "\n")
     write_text_atomic(pred_path, "".join(line for _, line in done.values()))
     errors = _Errors()
     with pred_path.open("a", encoding="utf-8") as f:
@@ -251,10 +260,12 @@ def run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None = None
     if circular:
         n_rot = len(rows)
         rows = _aggregate(rows, keys, dropping=bool(errors.counts))
-        write_text_atomic(out / predictions_name(cfg.shard),
-                          "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        combined = out / predictions_name(cfg.shard)
+        # A predictions file from another run (a non-circular one, say) is set aside, never overwritten.
+        aside = keep_stale(combined, {r["item_id"] for r in rows}, {r["item_id"]: r["cache_key"] for r in rows})
+        write_text_atomic(combined, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
         manifest["circular"] = {"n_rotations_scored": n_rot, "n_items": len(rows),
-                                "n_items_dropped_incomplete": len(mine) - len(rows)}
+                                "n_items_dropped_incomplete": len(mine) - len(rows), "stale_file": aside}
 
     errors_path = out / shard_file("errors", ".jsonl", cfg.shard)
     if errors.rows:

@@ -54,6 +54,16 @@ def test_prior_uses_only_seen_answers(tmp_path):
     assert model.counts["covid"] == 0 and model.counts["covid-19"] > 0
 
 
+def test_prior_baselines_fitted_on_different_seen_answers_have_different_keys():
+    from collections import Counter
+
+    a, b = PriorBaseline(seed=0), PriorBaseline(seed=0)
+    a.counts = Counter({"cyst": 3, "normal": 1})
+    b.counts = Counter({"cyst": 1, "normal": 3})  # as many seen answers, different ones
+    assert a.describe()["n_seen_answers"] == b.describe()["n_seen_answers"]
+    assert a.describe() != b.describe()
+
+
 def test_runs_are_reproducible(tmp_path):
     run(_cfg(tmp_path / "a"), RandomBaseline(seed=3))
     run(_cfg(tmp_path / "b"), RandomBaseline(seed=3))

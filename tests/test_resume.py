@@ -90,6 +90,23 @@ def test_changed_settings_do_not_reuse_stale_rows(tmp_path):
     assert _manifest(tmp_path)["resume"]["reused"] == 0
 
 
+def test_reused_rows_take_split_and_gold_from_this_run(tmp_path):
+    """A re-run into the same folder with another held-out set reuses the model's answers (the key is the model
+    and the item, not the experiment), but every row's split, shared elements and correctness are this run's."""
+    import dataclasses
+
+    run(_cfg(tmp_path), RandomBaseline(seed=1))
+    other = dataclasses.replace(_cfg(tmp_path), experiment=ExperimentConfig(name="h3", heldout=[{"subsets": [3]}]))
+    run(other, RandomBaseline(seed=1))
+    assert _manifest(tmp_path)["resume"]["reused"] == 120
+    fresh = tmp_path / "fresh"
+    run(dataclasses.replace(other, output_dir=str(fresh)), RandomBaseline(seed=1))
+    assert (tmp_path / "predictions.jsonl").read_bytes() == (fresh / "predictions.jsonl").read_bytes()
+    rows = read_rows(tmp_path / "predictions.jsonl")[0]
+    assert {r["split"] for r in rows if r["subset"] == 4} == {"seen"}
+    assert sum(r["split"] == "unseen" for r in rows) == _manifest(tmp_path)["data"]["n_unseen"] == 10
+
+
 def test_resume_disabled_recomputes(tmp_path):
     run(_cfg(tmp_path), RandomBaseline(seed=1))
     run(_cfg(tmp_path, resume=False), RandomBaseline(seed=1))
@@ -215,9 +232,22 @@ def test_circular_run_counts_an_item_only_when_every_rotation_is_right(tmp_path)
     assert m["circular"]["n_items"] == 120 and m["letter_bias"]
     metrics = run(_cfg(tmp_path / "gold", scoring=circ), MockModel(reply="gold"))
     assert metrics["overall"]["all"]["accuracy"] == 1
-    # Resuming a circular run reuses every rotation.
+    # Resuming a circular run reuses every rotation, and rewrites its own predictions.jsonl in place.
+    before = (tmp_path / "gold/predictions.jsonl").read_bytes()
     run(_cfg(tmp_path / "gold", scoring=circ), MockModel(reply="gold"))
-    assert _manifest(tmp_path / "gold")["resume"]["to_score"] == 0
+    m = _manifest(tmp_path / "gold")
+    assert m["resume"]["to_score"] == 0 and m["circular"]["stale_file"] is None
+    assert (tmp_path / "gold/predictions.jsonl").read_bytes() == before
+
+
+def test_a_circular_run_sets_aside_an_earlier_plain_runs_predictions(tmp_path):
+    from cgeval.config import ScoringConfig
+
+    run(_cfg(tmp_path), MockModel(reply="gold"))
+    plain = (tmp_path / "predictions.jsonl").read_bytes()
+    run(_cfg(tmp_path, scoring=ScoringConfig(circular=True)), MockModel(reply="gold"))
+    aside = _manifest(tmp_path)["circular"]["stale_file"]
+    assert aside and (tmp_path / aside).read_bytes() == plain
 
 
 def test_circular_shards_merge(tmp_path):

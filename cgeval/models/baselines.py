@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import random
 import zlib
@@ -79,4 +81,8 @@ class PriorBaseline:
 
     def describe(self) -> dict:
         n = sum(self.counts.values()) if self.counts else 0
-        return {"kind": "baseline", "baseline": "prior", "seed": self.seed, "n_seen_answers": n}
+        # What it learned decides its answers, so it is in the resume key: two held-out sets with as many seen
+        # answers still differ here.
+        counts = json.dumps(sorted((self.counts or {}).items()), ensure_ascii=False)
+        return {"kind": "baseline", "baseline": "prior", "seed": self.seed, "n_seen_answers": n,
+                "seen_answers_sha256": hashlib.sha256(counts.encode()).hexdigest()[:16]}

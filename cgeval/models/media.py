@@ -1,5 +1,8 @@
 """Item images as the back ends want them: RGB PIL images, optionally padded to a square.
 
+Grey images (CT, X-ray, MRI) become three equal channels; 16- and 32-bit ones are windowed to 8 bits first
+(`to_rgb`).
+
 ``pad_to_square`` reproduces LLaVA's ``expand2square``: the image is centred on a square canvas filled with the
 vision tower's mean colour (CLIP's mean by default), so the processor's resize does not distort it and its
 centre crop does not cut anything off.
@@ -32,10 +35,28 @@ def expand_to_square(image: Image.Image, fill: tuple[int, int, int] = CLIP_MEAN_
     return canvas
 
 
+# Modes with more than 8 bits per pixel (16-bit PNG / TIFF scans, 32-bit integer or float images).
+WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """RGB for the vision tower. A 16-bit or 32-bit grey image is first windowed to its own min-max range in 8
+    bits: Pillow's ``convert`` clips those values at 255, which turns a typical 12-bit CT or X-ray white."""
+    if image.mode in WIDE_MODES:
+        import numpy as np
+
+        values = np.asarray(image, dtype=np.float64)
+        finite = values[np.isfinite(values)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+        scaled = np.zeros_like(values) if hi <= lo else (np.nan_to_num(values, nan=lo) - lo) / (hi - lo) * 255
+        image = Image.fromarray(np.clip(np.round(scaled), 0, 255).astype(np.uint8), mode="L")
+    return image.convert("RGB")
+
+
 def load_rgb(path: str, pad_to_square: bool = False,
              fill: tuple[int, int, int] = CLIP_MEAN_FILL) -> Image.Image:
     with Image.open(path) as im:
-        image = im.convert("RGB")
+        image = to_rgb(im)
     return expand_to_square(image, fill) if pad_to_square else image
 
 

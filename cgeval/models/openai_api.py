@@ -154,11 +154,29 @@ def reply_text(completion: Any) -> str:
     return completion.choices[0].message.content or ""
 
 
-def letter_scores(completion: Any, letters: Sequence[str]) -> dict[str, float]:
-    """``{letter: logprob}`` from the first generated token's top logprobs; absent letters score ``-inf``."""
+class ReplyWithoutLogprobs(RuntimeError):
+    """One reply came back without logprobs (filtered, or with no choice) from a server that returns them:
+    a failure of that item, counted and retried on resume, not of the run."""
+
+
+def _logprob_content(completion: Any):
     choice = completion.choices[0] if completion.choices else None
-    content = choice.logprobs.content if choice is not None and choice.logprobs is not None else None
+    return choice.logprobs.content if choice is not None and choice.logprobs is not None else None
+
+
+def letter_scores(completion: Any, letters: Sequence[str], server_returns_logprobs: bool = False) -> dict[str, float]:
+    """``{letter: logprob}`` from the first generated token's top logprobs; absent letters score ``-inf``.
+
+    A reply without logprobs is `ReplyWithoutLogprobs` (one item) when it was filtered or has no choice, or when
+    the server is known to return them (``server_returns_logprobs``); otherwise the server does not return them
+    at all: `UnsupportedScoring`, which stops the run."""
+    content = _logprob_content(completion)
     if not content:
+        choice = completion.choices[0] if completion.choices else None
+        finish = getattr(choice, "finish_reason", None)
+        if choice is None or finish == "content_filter" or server_returns_logprobs:
+            raise ReplyWithoutLogprobs(f"a reply without logprobs (finish_reason={finish!r}, "
+                                       f"{'no choice' if choice is None else 'one choice'})")
         raise UnsupportedScoring(
             "the server returned no logprobs for the chat completion, so option likelihoods cannot be read; "
             "use scoring=generate with this server (vLLM and SGLang servers return them)"
@@ -271,6 +289,7 @@ class OpenAIAdapter:
             # back ends apply it; vLLM and SGLang servers take a request-level `chat_template`.
             self.extra_body.setdefault("chat_template", chat_template)
         self.ignored_config = sorted(ignored)
+        self._returns_logprobs = False  # set once a reply carries logprobs
         self.calls = 0  # HTTP attempts made, retries included
         self._calls_lock = threading.Lock()
 
@@ -324,7 +343,10 @@ class OpenAIAdapter:
 
     def option_logprobs(self, batch: Sequence[Item]) -> list[dict[str, float]]:
         build = lambda msgs: likelihood_request(self.served_model, msgs, self.top_logprobs, self.seed)
-        return [letter_scores(c, it.letters) for it, c in zip(batch, self._run(batch, build))]
+        completions = self._run(batch, build)
+        # Once any reply has carried logprobs, one without them is that item's failure, not the server's.
+        self._returns_logprobs = self._returns_logprobs or any(_logprob_content(c) for c in completions)
+        return [letter_scores(c, it.letters, self._returns_logprobs) for it, c in zip(batch, completions)]
 
     def describe(self) -> dict:
         return {

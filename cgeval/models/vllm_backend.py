@@ -40,6 +40,7 @@ from ..data.records import LETTERS, Item
 from .hf import LetterTokenError, letter_token_ids, sha256_text
 from .media import load_item_images
 from .prompt import PromptTemplate, chat_messages
+from .weights import weights_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +228,9 @@ class VLLMAdapter:
         self.model_id = model_id
         self.revision = revision
         self.path = path
-        self.dtype = dtype or "auto"
+        # "auto" means what it means on the hf back end on a GPU: bfloat16. (vLLM's own "auto" keeps a checkpoint's
+        # float16, llava-1.5's for one, so the two back ends would otherwise compute in different precisions.)
+        self.dtype = "bfloat16" if dtype in (None, "auto") else dtype
         self.max_new_tokens = max_new_tokens
         self.trust_remote_code = trust_remote_code
         self.template = PromptTemplate(**(prompt or {}))
@@ -258,6 +261,7 @@ class VLLMAdapter:
             self.engine_args["mm_processor_kwargs"] = dict(mm_processor_kwargs)
         self.engine_args.update(engine_kwargs or {})
 
+        self.weights_fingerprint = weights_fingerprint(path)  # a local folder: its weights, for the resume key
         self.llm = self._vllm.LLM(**self.engine_args)
         # Resolved now, so the manifest records them; a model whose letters are not single tokens can still
         # generate, and fails only when asked for likelihoods.
@@ -328,6 +332,7 @@ class VLLMAdapter:
             "model_id": self.model_id,
             "revision": self.revision,
             "path": self.path,
+            "weights_fingerprint": self.weights_fingerprint,
             "trust_remote_code": self.trust_remote_code,
             "max_new_tokens": self.max_new_tokens,
             "decoding": {"greedy": True, **NEUTRAL_PENALTIES},

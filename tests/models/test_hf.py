@@ -474,3 +474,23 @@ def test_huatuogpt_config_reproduces_the_authors_inference(tiny_cache, tmp_path,
     bare = build_adapter(name="unpatched", path=str(folder), max_new_tokens=4, chat_template=m["chat_template"])
     with pytest.raises(TypeError):  # what the conversion does without the override: <image> cannot be expanded
         bare.encode([item])
+
+
+def test_weights_in_a_local_folder_are_part_of_the_description(tiny_cache, tmp_path):
+    """Re-training into the same folder changes what describe() (the resume key) holds; a copy elsewhere with the
+    same weights does not."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from cgeval.models.weights import weights_fingerprint
+
+    folder = _copy_tiny(tiny_cache, tmp_path)
+    before = build_adapter(name="x", path=str(folder)).describe()["weights_fingerprint"]
+    assert before and before == weights_fingerprint(tiny_model_dir("tiny_llava", tiny_cache))
+    weights = load_file(folder / "model.safetensors")
+    name = sorted(weights)[0]
+    weights[name] = weights[name] + torch.ones_like(weights[name])  # "re-trained": same shapes, new values
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    after = build_adapter(name="x", path=str(folder)).describe()["weights_fingerprint"]
+    assert after != before
+    assert weights_fingerprint(None) is None and weights_fingerprint(tmp_path / "nowhere") is None

@@ -231,6 +231,33 @@ def test_no_logprobs_from_server_is_unsupported_scoring(tmp_path, key_env):
         m.option_logprobs(make_items(tmp_path, 1))
 
 
+def test_one_filtered_reply_fails_its_item_not_the_run(tmp_path, key_env):
+    """A hosted API that filters one image answers without logprobs: that item fails (counted, retried on
+    resume); the server plainly returns logprobs, so it is not UnsupportedScoring, which would stop every resume
+    at the same item."""
+    from cgeval.models.openai_api import ReplyWithoutLogprobs
+
+    good = top([("A", -0.1), ("B", -2.0)])
+
+    def handler(request):
+        if item_index(request) == 1:
+            body = completion(None, None)
+            body["choices"][0]["finish_reason"] = "content_filter"
+            return httpx.Response(200, json=body)
+        return httpx.Response(200, json=completion("A", good))
+
+    m = adapter(handler, key_env)
+    items = make_items(tmp_path, 3)
+    with pytest.raises(ReplyWithoutLogprobs, match="content_filter"):
+        m.option_logprobs(items)
+    assert m.option_logprobs([items[0]])[0]["A"] == pytest.approx(-0.1)
+    with pytest.raises(ReplyWithoutLogprobs):  # alone too: the server is known to return logprobs now
+        m.option_logprobs([items[1]])
+    # a reply with no choice at all is that item's failure as well, even before any logprobs were seen
+    with pytest.raises(ReplyWithoutLogprobs, match="no choice"):
+        letter_scores(type("C", (), {"choices": []})(), ("A", "B"))
+
+
 def test_letter_scores_on_an_empty_content_list():
     class C:  # a completion whose logprobs block is present but empty
         choices = [type("Ch", (), {"logprobs": type("L", (), {"content": []})()})()]

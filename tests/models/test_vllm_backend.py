@@ -223,6 +223,9 @@ def test_engine_settings(fake_vllm):
     assert args["tensor_parallel_size"] == 2 and args["max_model_len"] == 2048 and args["seed"] == 5
     assert args["enable_prefix_caching"] is True and args["limit_mm_per_prompt"] == {"image": 1}
     assert args["dtype"] == "bfloat16" and args["max_num_batched_tokens"] == 8192
+    # "auto" is bfloat16, as on the hf back end's GPU path, not vLLM's checkpoint-dtype "auto"
+    assert build(dtype="auto").engine_args["dtype"] == build().engine_args["dtype"] == "bfloat16"
+    assert build(dtype="float16").engine_args["dtype"] == "float16"
     d = m.describe()
     assert d["backend"] == "vllm" and d["vllm_version"] == "0.33.0-fake"
     assert d["ignored_config"] == ["device", "device_map", "model_class"]
