@@ -396,7 +396,10 @@ def split_subsets(
         if number in test_only:
             test_side = [it for k in sorted(imgs) for it in imgs[k]]
             train: list[Item] = []
-            pool_n = sum(len(imgs[k]) for k in imgs if k not in test_keys[number] and k not in global_test)
+            # What its training side would have held (its own images are all on the test side now).
+            elsewhere = set().union(*(images[n].keys() if n in test_only else test_keys[n]
+                                      for n in images if n != number))
+            pool_n = sum(len(imgs[k]) for k in imgs if k not in test_keys[number] and k not in elsewhere)
         else:
             removed = [k for k in imgs if k not in test_keys[number] and k in global_test]
             adjust.add(
@@ -409,7 +412,9 @@ def split_subsets(
             pool_n = len(pool)
             train = balanced_take(pool, settings.train_cap_per_subset, rng)
             test_side = [it for k in sorted(test_keys[number]) for it in imgs[k]]
-        test = strictly_balanced(test_side, settings.test_cap_per_subset, rng)
+        # Its own generator: the test draw must not depend on how much the training draw consumed (which moves
+        # with duplicates in other subsets, i.e. with which image folders a user has).
+        test = strictly_balanced(test_side, settings.test_cap_per_subset, _rng(settings.seed, "test", number))
         adjust.add("test_dropped_for_label_balance", len(test_side) - len(test), subset=number)
         result[number] = SubsetSplit(
             subset=number,

@@ -279,3 +279,28 @@ def test_leak_invariant_is_raised_not_asserted(monkeypatch):
     monkeypatch.setattr(splits_module, "balanced_take", leaky)
     with pytest.raises(ImageLeak, match="all_data"):
         build_split(items, TargetSpec("t", (3,), ("all_data",), total_cap=None), replace(SMALL, train_cap_per_subset=10))
+
+
+def test_test_only_subsets_report_what_their_training_side_would_hold():
+    items = synth(3, 30) + synth(4, 80)
+    split = build_split(items, TargetSpec("t", (3,), ("all_data",), total_cap=None),
+                        replace(SMALL, train_cap_per_subset=50))
+    s = split.subsets[3]
+    assert s.test_only and not s.train
+    assert s.train_pool == 27  # the 9:1 split of 30 single-image items, not 0
+
+
+def test_a_targets_test_items_do_not_move_when_another_subsets_duplicates_change():
+    """The test draw has its own generator: duplicates elsewhere shrink 03's training pool (and so what its
+    training draw consumes) but not which of its test images are drawn."""
+    base = synth(3, 60, labels=("a", "b", "c")) + synth(4, 60) + synth(8, 60)
+    settings = replace(SMALL, train_cap_per_subset=10, test_cap_per_subset=3)
+    target = TargetSpec("t", (3,), ("all_data",), total_cap=None)
+    want = sorted(it.item_id for it in build_split(base, target, settings).subsets[3].test)
+    first = build_split(base, target, settings)
+    trained = [it for it in first.subsets[3].train][:5]
+    for k in (1, 3, 5):  # test-only subset 30 holding copies of some of 03's training images
+        dup = [replace(it, subset=30, item_id=f"S30-{i}", modality="X-ray", task="Tuberculosis")
+               for i, it in enumerate(trained[:k])]
+        got = build_split(base + dup, target, settings).subsets[3].test
+        assert sorted(it.item_id for it in got) == want, k
