@@ -118,8 +118,13 @@ class BootstrapInterval:
 
 
 def cluster_totals(clusters, *values) -> np.ndarray:
-    """Per-cluster sums of each value array: shape (n_clusters, len(values)), clusters in first-seen order."""
-    codes, uniques = pd.factorize(np.asarray(clusters), use_na_sentinel=False)
+    """Per-cluster sums of each value array: shape (n_clusters, len(values)), clusters in sorted order, so that
+    a seeded bootstrap gives the same interval whatever the order of the rows."""
+    clusters = np.asarray(clusters)
+    try:
+        codes, uniques = pd.factorize(clusters, sort=True, use_na_sentinel=False)
+    except TypeError:  # clusters of mixed types: sort by their text
+        codes, uniques = pd.factorize(clusters.astype(str), sort=True, use_na_sentinel=False)
     c = len(uniques)
     return np.column_stack([np.bincount(codes, weights=np.asarray(v, dtype=float), minlength=c) for v in values])
 

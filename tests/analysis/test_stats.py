@@ -67,7 +67,21 @@ def test_distinct_rows_matches_numpy_unique():
 
 def test_cluster_totals():
     tot = cluster_totals(["b", "a", "b", "c"], [1, 1, 1, 1], [1, 0, 1, 0])
-    assert tot.tolist() == [[2, 2], [1, 0], [1, 0]]
+    assert tot.tolist() == [[1, 0], [2, 2], [1, 0]]  # clusters in sorted order: a, b, c
+    assert cluster_totals([3, "x", 3], [1, 1, 1], [1, 0, 1]).shape == (2, 2)  # mixed types: sorted as text
+
+
+def test_bootstrap_does_not_depend_on_row_order():
+    """Many clusters of distinct sizes (the index-resampling path): the same seed gives the same interval
+    whatever order the rows come in."""
+    rng = np.random.default_rng(1)
+    sizes = np.arange(1, 121)
+    clusters = np.repeat([f"img{i:03d}" for i in range(len(sizes))], sizes)
+    correct = rng.random(len(clusters)) < 0.5
+    a = cluster_bootstrap_accuracy(correct, clusters, 300, seed=5)
+    perm = rng.permutation(len(clusters))
+    b = cluster_bootstrap_accuracy(correct[perm], clusters[perm], 300, seed=5)
+    assert (a.low, a.high) == (b.low, b.high) and np.array_equal(a.draws, b.draws)
 
 
 def exact_bootstrap_distribution(totals):
