@@ -84,7 +84,14 @@ def summary_row(run: Run, a: dict) -> dict:
         "gap": gap.get("estimate"), "gap_low": gap.get("ci_low"), "gap_high": gap.get("ci_high"),
         "gap_note": gap.get("note", ""), "parse_failure_rate": over["parse_failure_rate"],
         "chance": over["chance"], "chance_corrected": over["chance_corrected"],
+        # Items that failed at inference are not in n (a run that ended "incomplete"): accuracy is over the rest.
+        "failed_items": failed_items(run),
     }
+
+
+def failed_items(run: Run) -> int:
+    """Items of the run that failed at inference and have no prediction (retried when the run is resumed)."""
+    return int(((run.manifest.get("inference_errors") or {}).get("n")) or 0)
 
 
 def scoring_label(run: Run) -> str:
@@ -107,6 +114,7 @@ def summary_view(s: pd.DataFrame, cluster: str) -> pd.DataFrame:
                        for lo, hi, note in zip(s["gap_low"], s["gap_high"], s["gap_note"])],
         "chance-corr. %": s["chance_corrected"].map(pct),
         "parse fail %": s["parse_failure_rate"].map(pct),
+        "failed items": s["failed_items"],
     })
 
 
@@ -200,6 +208,10 @@ def _main(args: argparse.Namespace) -> int:
               f"({int(helps.isna().sum())} n/a)")
 
     print(summary_view(summary, args.cluster).to_markdown(index=False, disable_numparse=True))
+    for r in runs:
+        if failed_items(r):
+            print(f"warning: {r.label}: {failed_items(r)} items failed at inference and are not counted "
+                  f"(status {r.manifest.get('status')!r}); resume the run to retry them", file=sys.stderr)
     print(f"\nwrote into {out}: " + ", ".join(written))
     return 0
 

@@ -183,3 +183,17 @@ def test_cli_empty_unseen_split_reports_na(tmp_path, capsys):
     assert "n/a: no unseen items" in su
     summary = pd.read_csv(run / "report" / "summary.csv")
     assert summary["gap"].isna().all() and "no unseen items" in summary["gap_note"].item()
+
+
+def test_a_run_with_failed_items_is_flagged_in_the_summary(tmp_path, capsys):
+    df = make_predictions(subsets=(3, 4), heldout=(3,), n_per_subset=20)
+    ok = write_run(tmp_path / "ok", df)
+    partial = write_run(tmp_path / "partial", df.iloc[3:], manifest={
+        "status": "incomplete", "n_predictions": len(df) - 3,
+        "inference_errors": {"n": 3, "by_type": {"APIRequestError": 3}, "examples": []}})
+    assert main([str(ok), str(partial), "--out", str(tmp_path / "rep"), "--bootstrap", "50"]) == 0
+    summary = pd.read_csv(tmp_path / "rep" / "summary.csv").set_index("run")
+    assert summary.loc["partial", "failed_items"] == 3 and summary.loc["ok", "failed_items"] == 0
+    assert "failed items" in (tmp_path / "rep" / "summary.md").read_text()
+    err = capsys.readouterr().err
+    assert "partial: 3 items failed at inference" in err and "ok:" not in err
