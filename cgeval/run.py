@@ -27,7 +27,7 @@ from .data.compositions import HeldOut
 from .data.loader import LoadReport, items_hash, load_medmat
 from .data.records import Item
 from .manifest import environment, write_json_atomic, write_text_atomic
-from .models.base import FitsOnSeen, ModelAdapter, UnsupportedScoring
+from .models.base import FitsOnSeen, ItemFailure, ModelAdapter, UnsupportedScoring
 from .scoring import aggregate_circular, base_item_id, expand_rotations, extract_choice_with_rule, letter_bias
 from .store import (
     PREDICTIONS_SCHEMA,
@@ -52,13 +52,17 @@ def batches(items: Sequence[Item], size: int) -> Iterator[list[Item]]:
 
 
 def score_batch(model: ModelAdapter, batch: list[Item], mode: str, extract: str = "strict") -> list[dict]:
-    """Ask the model about one batch; return the scoring part of each prediction row."""
+    """Ask the model about one batch; return the scoring part of each prediction row (``{"failure": exc}`` for
+    an item the adapter returned as an `ItemFailure`)."""
     if mode == "generate":
         replies = model.generate(batch)
         if len(replies) != len(batch):
             raise RuntimeError(f"{model.name} returned {len(replies)} replies for {len(batch)} items")
         out = []
         for item, reply in zip(batch, replies):
+            if isinstance(reply, ItemFailure):
+                out.append({"failure": reply.error})
+                continue
             pred, rule = extract_choice_with_rule(reply, item.options, mode=extract)
             out.append({"response": reply, "pred": pred, "parse_rule": rule, "option_scores": None})
         return out
@@ -67,6 +71,9 @@ def score_batch(model: ModelAdapter, batch: list[Item], mode: str, extract: str 
         raise RuntimeError(f"{model.name} returned {len(scores)} score sets for {len(batch)} items")
     out = []
     for item, s in zip(batch, scores):
+        if isinstance(s, ItemFailure):
+            out.append({"failure": s.error})
+            continue
         own = {l: float(s[l]) for l in item.letters if l in s}
         if len(own) != item.n_options:
             raise RuntimeError(f"{model.name} gave no score for some of {item.item_id}'s options: {sorted(s)}")
@@ -134,7 +141,7 @@ class _Errors:
         self.rows.append({"item_id": item.item_id, "error_type": type(exc).__name__, "error": str(exc)[:500]})
         if len(self.examples) < 10:
             self.examples.append({"item_id": item.item_id, "error": f"{type(exc).__name__}: {exc}",
-                                  "traceback": traceback.format_exc(limit=5)})
+                                  "traceback": "".join(traceback.format_exception(exc, limit=5))})
 
     def to_dict(self) -> dict:
         return {"n": sum(self.counts.values()), "by_type": dict(self.counts), "examples": self.examples}
@@ -143,8 +150,18 @@ class _Errors:
 def _score_isolating(model: ModelAdapter, batch: list[Item], scoring, errors: _Errors) -> list[tuple[Item, dict]]:
     """Score a batch; if it fails, score its items one by one so one bad item cannot sink the others."""
     mode, extract = scoring.mode, scoring.extract
+
+    def recorded(pairs):  # items the adapter returned as failures are recorded, the others kept
+        kept = []
+        for item, scored in pairs:
+            if "failure" in scored:
+                errors.add(item, scored["failure"])
+            else:
+                kept.append((item, scored))
+        return kept
+
     try:
-        return list(zip(batch, score_batch(model, batch, mode, extract)))
+        return recorded(zip(batch, score_batch(model, batch, mode, extract)))
     except UnsupportedScoring:
         raise  # a configuration problem, the same for every item: stop the run
     except Exception as exc:  # noqa: BLE001 - recorded per item, reported, retried on resume
@@ -154,7 +171,7 @@ def _score_isolating(model: ModelAdapter, batch: list[Item], scoring, errors: _E
     done = []
     for item in batch:
         try:
-            done.extend(zip([item], score_batch(model, [item], mode, extract)))
+            done.extend(recorded(zip([item], score_batch(model, [item], mode, extract))))
         except UnsupportedScoring:
             raise
         except Exception as exc:  # noqa: BLE001

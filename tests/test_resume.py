@@ -181,6 +181,32 @@ def test_inference_errors_are_isolated_counted_and_retried(tmp_path, capsys):
     assert not (tmp_path / "errors.jsonl").exists()
 
 
+def test_an_item_returned_as_a_failure_costs_only_that_item(tmp_path):
+    """An adapter that hands back an ItemFailure for one item (the OpenAI adapter does, for a refused request):
+    recorded as that item's error with its traceback; the batch's other answers are kept, nothing asked twice."""
+    from cgeval.models.base import ItemFailure
+
+    class OneRefused(MockModel):
+        asked: list = []
+
+        def generate(self, batch):
+            self.asked.extend(it.item_id for it in batch)
+            replies = super().generate(batch)
+            try:
+                raise RuntimeError("refused by the server")
+            except RuntimeError as e:
+                failure = ItemFailure(e)
+            return [failure if it.item_id == "S03-2" else r for it, r in zip(batch, replies)]
+
+    model = OneRefused(reply="gold")
+    run(_cfg(tmp_path), model)
+    m = _manifest(tmp_path)
+    assert m["status"] == "incomplete" and m["n_predictions"] == 119
+    assert m["inference_errors"]["by_type"] == {"RuntimeError": 1}
+    assert "refused by the server" in m["inference_errors"]["examples"][0]["traceback"]
+    assert len(model.asked) == len(set(model.asked)) == 120
+
+
 def test_every_item_failing_is_an_error(tmp_path):
     class Broken(MockModel):
         def generate(self, batch):

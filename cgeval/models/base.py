@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from ..data.records import Item
@@ -12,13 +13,23 @@ class UnsupportedScoring(NotImplementedError):
     """The adapter cannot score this way (e.g. option likelihoods from a chat API)."""
 
 
+@dataclass(frozen=True)
+class ItemFailure:
+    """What an adapter may return in place of one item's reply or scores when that item alone failed (a request
+    refused after its retries, an image the server rejects): the run records it as that item's error (counted,
+    retried on resume) and keeps the batch's other answers, instead of asking them again one by one."""
+
+    error: BaseException
+
+
 @runtime_checkable
 class ModelAdapter(Protocol):
     """A model the harness can ask questions.
 
     ``generate`` returns one free-text reply per item; ``option_logprobs`` returns, per item, the
     log-probability of each of *that item's* option letters as the next token. Adapters that cannot
-    do one raise `UnsupportedScoring`. ``describe`` returns what the run manifest should record
+    do one raise `UnsupportedScoring`. An item that failed on its own may come back as an `ItemFailure`
+    in its place (raising fails the whole batch, which the run then retries item by item). ``describe`` returns what the run manifest should record
     about the model (hub id, revision, prompt template, ...).
     """
 

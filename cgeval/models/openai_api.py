@@ -45,7 +45,7 @@ from typing import Any
 from PIL import Image
 
 from ..data.records import Item
-from .base import UnsupportedScoring
+from .base import ItemFailure, UnsupportedScoring
 from .media import load_rgb
 from .prompt import PromptTemplate, chat_messages
 
@@ -326,8 +326,11 @@ class OpenAIAdapter:
         """One request an item on at most ``max_concurrency`` threads; results in input order."""
 
         def one(item: Item) -> Any:
-            url = image_data_url(load_rgb(item.image_path, self.pad_to_square), self.image_format)
-            return self._create(item, build(api_messages(item, self.template, url)))
+            try:
+                url = image_data_url(load_rgb(item.image_path, self.pad_to_square), self.image_format)
+                return self._create(item, build(api_messages(item, self.template, url)))
+            except (APIRequestError, OSError, ValueError) as e:  # this item's request or image, after retries
+                return ItemFailure(e)
 
         if len(batch) <= 1 or self.max_concurrency == 1:
             return [one(it) for it in batch]
@@ -335,18 +338,28 @@ class OpenAIAdapter:
         try:
             return list(pool.map(one, batch))
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)  # after a failure, start no more requests
+            pool.shutdown(wait=True, cancel_futures=True)  # on an unexpected error, start no more requests
 
     def generate(self, batch: Sequence[Item]) -> list[str]:
         build = lambda msgs: generation_request(self.served_model, msgs, self.max_new_tokens, self.seed)
-        return [reply_text(c) for c in self._run(batch, build)]
+        return [c if isinstance(c, ItemFailure) else reply_text(c) for c in self._run(batch, build)]
 
     def option_logprobs(self, batch: Sequence[Item]) -> list[dict[str, float]]:
         build = lambda msgs: likelihood_request(self.served_model, msgs, self.top_logprobs, self.seed)
         completions = self._run(batch, build)
         # Once any reply has carried logprobs, one without them is that item's failure, not the server's.
-        self._returns_logprobs = self._returns_logprobs or any(_logprob_content(c) for c in completions)
-        return [letter_scores(c, it.letters, self._returns_logprobs) for it, c in zip(batch, completions)]
+        self._returns_logprobs = self._returns_logprobs or any(
+            not isinstance(c, ItemFailure) and _logprob_content(c) for c in completions)
+        out: list[Any] = []
+        for it, c in zip(batch, completions):
+            if isinstance(c, ItemFailure):
+                out.append(c)
+                continue
+            try:
+                out.append(letter_scores(c, it.letters, self._returns_logprobs))
+            except ReplyWithoutLogprobs as e:
+                out.append(ItemFailure(e))
+        return out
 
     def describe(self) -> dict:
         return {

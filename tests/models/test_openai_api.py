@@ -175,12 +175,14 @@ def test_500_until_retries_run_out_raises_named_error(tmp_path, key_env, caplog)
         return httpx.Response(500, json={"error": {"message": "boom"}})
 
     m = adapter(handler, key_env, max_retries=2)
-    with caplog.at_level(logging.DEBUG), pytest.raises(APIRequestError) as err:
-        m.generate(make_items(tmp_path, 1))
+    with caplog.at_level(logging.DEBUG):
+        [failed] = m.generate(make_items(tmp_path, 1))
     assert len(calls) == 3
-    assert err.value.item_id == "it0" and err.value.status == 500 and err.value.attempts == 3
-    assert "it0" in str(err.value) and "500" in str(err.value)
-    assert KEY not in caplog.text and KEY not in str(err.value)
+    err = failed.error  # the item's failure, returned in its place (the run records it, retries on resume)
+    assert isinstance(err, APIRequestError)
+    assert err.item_id == "it0" and err.status == 500 and err.attempts == 3
+    assert "it0" in str(err) and "500" in str(err)
+    assert KEY not in caplog.text and KEY not in str(err)
 
 
 def test_client_error_is_not_retried(tmp_path, key_env):
@@ -190,20 +192,26 @@ def test_client_error_is_not_retried(tmp_path, key_env):
         calls.append(1)
         return httpx.Response(400, json={"error": {"message": "image too large"}})
 
-    with pytest.raises(APIRequestError) as err:
-        adapter(handler, key_env, max_retries=4).generate(make_items(tmp_path, 1))
-    assert len(calls) == 1 and err.value.status == 400
+    [failed] = adapter(handler, key_env, max_retries=4).generate(make_items(tmp_path, 1))
+    assert len(calls) == 1 and isinstance(failed.error, APIRequestError) and failed.error.status == 400
 
 
-def test_one_failing_item_fails_the_batch_with_its_id(tmp_path, key_env):
+def test_one_failing_item_comes_back_as_its_failure_and_the_others_stand(tmp_path, key_env):
+    """One refused request costs that item, not the batch: the other replies are kept, none is asked twice."""
+    from cgeval.models.base import ItemFailure
+
+    calls = []
+
     def handler(request):
+        calls.append(item_index(request))
         if item_index(request) == 3:
             return httpx.Response(503, json={"error": {"message": "unavailable"}})
         return httpx.Response(200, json=completion("A"))
 
-    with pytest.raises(APIRequestError) as err:
-        adapter(handler, key_env, max_retries=1, max_concurrency=3).generate(make_items(tmp_path, 6))
-    assert err.value.item_id == "it3" and err.value.status == 503
+    out = adapter(handler, key_env, max_retries=1, max_concurrency=3).generate(make_items(tmp_path, 6))
+    assert [r if isinstance(r, str) else "failed" for r in out] == ["A", "A", "A", "failed", "A", "A"]
+    assert isinstance(out[3], ItemFailure) and out[3].error.item_id == "it3" and out[3].error.status == 503
+    assert sorted(calls) == [0, 1, 2, 3, 3, 4, 5]  # item 3 retried once; nobody else asked again
 
 
 def test_likelihood_reads_letter_logprobs(tmp_path, key_env):
@@ -248,11 +256,11 @@ def test_one_filtered_reply_fails_its_item_not_the_run(tmp_path, key_env):
 
     m = adapter(handler, key_env)
     items = make_items(tmp_path, 3)
-    with pytest.raises(ReplyWithoutLogprobs, match="content_filter"):
-        m.option_logprobs(items)
-    assert m.option_logprobs([items[0]])[0]["A"] == pytest.approx(-0.1)
-    with pytest.raises(ReplyWithoutLogprobs):  # alone too: the server is known to return logprobs now
-        m.option_logprobs([items[1]])
+    scores = m.option_logprobs(items)
+    assert scores[0]["A"] == pytest.approx(-0.1) and scores[2]["A"] == pytest.approx(-0.1)
+    assert isinstance(scores[1].error, ReplyWithoutLogprobs) and "content_filter" in str(scores[1].error)
+    [alone] = m.option_logprobs([items[1]])  # alone too: the server is known to return logprobs now
+    assert isinstance(alone.error, ReplyWithoutLogprobs)
     # a reply with no choice at all is that item's failure as well, even before any logprobs were seen
     with pytest.raises(ReplyWithoutLogprobs, match="no choice"):
         letter_scores(type("C", (), {"choices": []})(), ("A", "B"))
