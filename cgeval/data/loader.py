@@ -164,14 +164,22 @@ def _read_json_list(path: Path) -> list:
     return data
 
 
-def _check_types(rec: object) -> str | None:
+def record_problem(rec: object, required: dict[str, tuple[type, ...]]) -> str | None:
+    """What is wrong with a record's shape (not an object, a required key missing or of the wrong type), or None."""
     if not isinstance(rec, dict):
         return f"record is a {type(rec).__name__}, not an object"
-    for key, types in _REQUIRED.items():
+    for key, types in required.items():
         if key not in rec:
             return f"missing key {key!r}"
         if not isinstance(rec[key], types) or isinstance(rec[key], bool):
             return f"{key!r} has type {type(rec[key]).__name__}"
+    return None
+
+
+def _check_types(rec: object) -> str | None:
+    problem = record_problem(rec, _REQUIRED)
+    if problem:
+        return problem
     if not str(rec["data-no"]).strip().isdigit():
         return f"'data-no' is {rec['data-no']!r}, not a number"
     return None

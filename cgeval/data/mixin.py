@@ -36,7 +36,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .loader import image_decodes, items_hash, parse_choice, resolve_image
+from .loader import image_decodes, items_hash, parse_choice, record_problem, resolve_image
 from .records import Item
 from .splits import SplitConfigError, SplitError, image_key
 
@@ -121,13 +121,9 @@ class _Skips:
 
 
 def _problem(rec: object) -> str | None:
-    if not isinstance(rec, dict):
-        return f"record is a {type(rec).__name__}, not an object"
-    for key, types in _REQUIRED.items():
-        if key not in rec:
-            return f"missing key {key!r}"
-        if not isinstance(rec[key], types) or isinstance(rec[key], bool):
-            return f"{key!r} has type {type(rec[key]).__name__}"
+    problem = record_problem(rec, _REQUIRED)
+    if problem:
+        return problem
     if not str(rec["id"]).strip() or not rec["image"].strip():
         return "empty 'id' or 'image'"
     return None
