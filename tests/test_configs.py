@@ -36,12 +36,13 @@ def test_there_are_configs_in_each_required_group():
 
 @pytest.mark.parametrize("group,name", GROUP_FILES, ids=[f"{g}/{n}" for g, n in GROUP_FILES])
 def test_every_config_composes(group, name):
-    if group in PRIMARY_GROUPS:
-        cfg = _compose([f"{group}={name}"])
+    top, _, sub = group.partition("/")
+    if top in PRIMARY_GROUPS:  # conf/experiment/table3_candidates/x.yaml is experiment=table3_candidates/x
+        cfg = _compose([f"{top}={sub + '/' if sub else ''}{name}"])
         OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
         run_cfg = run_config_from_hydra(cfg, "/tmp/x")
         HeldOut.from_config(run_cfg.experiment.heldout)  # every experiment's patterns are valid
-        if group == "model":
+        if top == "model":
             assert cfg.model.name and "_target_" in cfg.model
     elif group.startswith("hydra/"):
         cfg = _compose([f"{group}={name}"], hydra_config=True)
