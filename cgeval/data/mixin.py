@@ -181,8 +181,10 @@ def _read_records(path: Path) -> list:
 
 
 def _image_identity(item: Item, identity: str) -> str:
+    """The key a test-side image is compared by: its content hash as the split computes it (`image_key`), or
+    its absolute path (mix-in images do not live under data.root, so their relative paths mean nothing there)."""
     if identity == "content":
-        return "sha256:" + file_sha256(Path(item.image_path))
+        return image_key(item, "content", {})
     return item.image_path
 
 
