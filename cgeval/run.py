@@ -51,9 +51,27 @@ def batches(items: Sequence[Item], size: int) -> Iterator[list[Item]]:
         yield list(items[start : start + size])
 
 
+def model_prompts(model: ModelAdapter, batch: Sequence[Item]) -> list[str | None]:
+    """The exact text each item's prompt was given to the model as (after the chat template, image placeholder as
+    the template writes it), from the adapter's ``prompt_text`` where it has one; None where no text reaches a
+    model (baselines) or the server renders it out of sight (an OpenAI-compatible API)."""
+    render = getattr(model, "prompt_text", None)
+    if not callable(render):
+        return [None] * len(batch)
+    return [render(item) for item in batch]
+
+
 def score_batch(model: ModelAdapter, batch: list[Item], mode: str, extract: str = "strict") -> list[dict]:
     """Ask the model about one batch; return the scoring part of each prediction row (``{"failure": exc}`` for
     an item the adapter returned as an `ItemFailure`)."""
+    out = _score(model, batch, mode, extract)
+    for scored, prompt in zip(out, model_prompts(model, batch)):
+        if "failure" not in scored:
+            scored["prompt"] = prompt
+    return out
+
+
+def _score(model: ModelAdapter, batch: list[Item], mode: str, extract: str) -> list[dict]:
     if mode == "generate":
         replies = model.generate(batch)
         if len(replies) != len(batch):
@@ -87,7 +105,7 @@ def score_batch(model: ModelAdapter, batch: list[Item], mode: str, extract: str 
 
 
 # What a prediction row holds from the model (the rest comes from the item and the experiment).
-MODEL_OUTPUT_KEYS = ("response", "pred", "parse_rule", "option_scores", "unscored_options")
+MODEL_OUTPUT_KEYS = ("response", "pred", "parse_rule", "option_scores", "unscored_options", "prompt")
 
 
 def prediction_row(item: Item, split: str, shared: int, scored: dict, key: str) -> dict:
@@ -110,6 +128,7 @@ def prediction_row(item: Item, split: str, shared: int, scored: dict, key: str) 
         "unscored_options": scored.get("unscored_options"),
         "answer_text": item.answer_text,
         "image": item.image,
+        "prompt": scored.get("prompt"),
         "cache_key": key,
     }
     if "rotation" in item.meta:

@@ -35,16 +35,39 @@ def _adapter_class(backend: str) -> type:
     return OpenAIAdapter
 
 
-def build_adapter(backend: str = "hf", backends: list[str] | None = None, **cfg: Any) -> ModelAdapter:
-    """Build the adapter for ``backend`` from a model config's keys (see the module docstring)."""
+def build_adapter(backend: str = "hf", backends: list[str] | None = None, tiny: bool = False,
+                  **cfg: Any) -> ModelAdapter:
+    """Build the adapter for ``backend`` from a model config's keys (see the module docstring).
+
+    ``tiny=True`` (``model.tiny=true``) swaps the hub weights for a tiny random-weight replica of the same
+    checkpoint (`cgeval.models.tiny_hub`), built locally on first use, and loads it through the same adapter
+    and ``from_pretrained`` path with every other key of the config unchanged."""
     if backend not in BACKENDS:
         raise UnsupportedBackend(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backends is not None and backend not in backends:
         raise UnsupportedBackend(
             f"model {cfg.get('name')!r} lists back ends {list(backends)}; {backend!r} is not one of them"
         )
+    if tiny:
+        cfg = _with_tiny_replica(backend, cfg)
     sections = {b: cfg.pop(b, None) or {} for b in BACKENDS}
     kwargs = {**cfg, **sections[backend]}
     if backends is not None:
         kwargs["backends"] = list(backends)
     return _adapter_class(backend)(**kwargs)
+
+
+def _with_tiny_replica(backend: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    from .tiny import ensure_replica
+
+    name = cfg.get("name")
+    if backend == "openai":
+        raise UnsupportedBackend(f"model {name!r}: model.tiny=true builds a local replica for an in-process back "
+                                 "end (hf or vllm); a server serves its own weights")
+    if cfg.get("path") is not None:
+        raise ValueError(f"model {name!r}: model.tiny=true and model.path both set; the tiny replica is a local "
+                         "folder of its own, so unset one of them")
+    if not cfg.get("model_id"):
+        raise ValueError(f"model {name!r}: model.tiny=true needs the config's hub model_id to know which "
+                         "checkpoint to replicate")
+    return {**cfg, "path": str(ensure_replica(cfg["model_id"])), "tiny_replica": True}

@@ -154,6 +154,7 @@ class HFAdapter:
         pad_to_square: bool = False,
         processor_kwargs: dict | None = None,
         image_workers: int = 4,
+        tiny_replica: bool = False,
     ):
         import torch
         import transformers
@@ -177,6 +178,7 @@ class HFAdapter:
         self.pad_to_square = bool(pad_to_square)
         self.processor_kwargs = dict(processor_kwargs or {})
         self.image_workers = int(image_workers)
+        self.tiny_replica = bool(tiny_replica)
         self.device_map = device_map
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -314,6 +316,7 @@ class HFAdapter:
             "path": self.path,
             "weights_fingerprint": self.weights_fingerprint,
             "model_class": type(self.model).__name__,
+            **({"tiny_replica": True} if self.tiny_replica else {}),
             "dtype": self.dtype,
             "device": self.device,
             "device_map": self.device_map,

@@ -194,13 +194,41 @@ TINY_BUILDERS: dict[str, Callable[[Path], None]] = {
 def tiny_model_dir(name: str, cache_dir: str | Path | None = None) -> Path:
     if name not in TINY_BUILDERS:
         raise UnknownTinyModel(f"no tiny model {name!r}; choose from {sorted(TINY_BUILDERS)}")
-    root = Path(cache_dir if cache_dir is not None else DEFAULT_CACHE_DIR).expanduser()
-    return root / f"{name}-v{TINY_VERSION}"
+    return _cache_root(cache_dir) / f"{name}-v{TINY_VERSION}"
 
 
 def ensure_tiny(name: str, cache_dir: str | Path | None = None) -> Path:
     """The folder of tiny model ``name``, built first if it is not there yet. Returns the folder."""
-    target = tiny_model_dir(name, cache_dir)
+    return _ensure_built(tiny_model_dir(name, cache_dir), TINY_BUILDERS[name])
+
+
+def _cache_root(cache_dir: str | Path | None) -> Path:
+    if cache_dir is None:
+        cache_dir = os.environ.get("CGEVAL_TINY_CACHE") or DEFAULT_CACHE_DIR
+    return Path(cache_dir).expanduser()
+
+
+def replica_dir(model_id: str, cache_dir: str | Path | None = None) -> Path:
+    """Where the tiny replica of hub checkpoint ``model_id`` is cached (see `cgeval.models.tiny_hub`)."""
+    from .tiny_hub import HUB_REPLICAS
+
+    if model_id not in HUB_REPLICAS:
+        raise UnknownTinyModel(f"model.tiny=true: cgeval has no tiny replica of {model_id!r}; it has one for "
+                               f"{sorted(HUB_REPLICAS)}")
+    return _cache_root(cache_dir) / f"replica-{HUB_REPLICAS[model_id].name}-v{TINY_VERSION}"
+
+
+def ensure_replica(model_id: str, cache_dir: str | Path | None = None) -> Path:
+    """The folder of ``model_id``'s tiny replica (same classes, processor settings, special tokens and chat
+    template as the checkpoint; random tiny weights), built first if it is not there yet."""
+    from .tiny_hub import HUB_REPLICAS
+
+    target = replica_dir(model_id, cache_dir)
+    replica = HUB_REPLICAS[model_id]
+    return _ensure_built(target, lambda out: replica.builder(out, **replica.options))
+
+
+def _ensure_built(target: Path, build: Callable[[Path], None]) -> Path:
     if (target / "config.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -208,7 +236,7 @@ def ensure_tiny(name: str, cache_dir: str | Path | None = None) -> Path:
     # never loads a half-written folder; whoever renames second simply keeps the first copy.
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        TINY_BUILDERS[name](scratch)
+        build(scratch)
         scratch.chmod(0o755)  # mkdtemp makes it private; the cache may be shared
         try:
             os.rename(scratch, target)
