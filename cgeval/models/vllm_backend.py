@@ -130,10 +130,10 @@ def _check_count(outputs: Sequence[Any], batch: Sequence[Item]) -> None:
 
 
 def replies_from_outputs(outputs: Sequence[Any], batch: Sequence[Item]) -> list[str]:
-    """The text of each request's first completion; an output without a completion is an empty reply,
-    which the scorer counts as a parse failure."""
+    """The text of each request's first completion, stripped as the hf back end strips its replies; an output
+    without a completion is an empty reply, which the scorer counts as a parse failure."""
     _check_count(outputs, batch)
-    return [out.outputs[0].text if out.outputs else "" for out in outputs]
+    return [out.outputs[0].text.strip() if out.outputs else "" for out in outputs]
 
 
 def _logprob_value(entry: Any) -> float:
@@ -241,6 +241,7 @@ class VLLMAdapter:
         self.use_tqdm = use_tqdm
         self.ignored_config = sorted(ignored)
         self.unscored: dict[str, list[str]] = {}
+        self._prompts: dict[str, str | None] = {}
 
         self.engine_args: dict[str, Any] = {
             "model": path or model_id,
@@ -295,8 +296,16 @@ class VLLMAdapter:
         conversations = [vllm_messages(it, self.template, im) for it, im in zip(batch, images)]
         extra = ({"tokenization_kwargs": {"add_special_tokens": self.add_special_tokens}}
                  if self.add_special_tokens is not None else {})
-        return self.llm.chat(conversations, params, use_tqdm=self.use_tqdm, chat_template=self.chat_template,
-                             **extra)
+        outputs = self.llm.chat(conversations, params, use_tqdm=self.use_tqdm, chat_template=self.chat_template,
+                                **extra)
+        # The text vLLM rendered from the chat template (image placeholders as the template writes them), for
+        # the predictions' ``prompt``; releases that keep only the token ids leave it None.
+        self._prompts = {it.item_id: getattr(out, "prompt", None) for it, out in zip(batch, outputs)}
+        return outputs
+
+    def prompt_text(self, item: Item) -> str | None:
+        """The prompt vLLM rendered for ``item`` in the latest call that asked it (None before that)."""
+        return self._prompts.get(item.item_id)
 
     def generate(self, batch: Sequence[Item]) -> list[str]:
         if not batch:

