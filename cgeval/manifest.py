@@ -53,10 +53,20 @@ def device_info() -> dict[str, object]:
         return {"torch_loaded": True, "error": f"{type(e).__name__}: {e}"}
 
 
+def slurm_job_id() -> str | None:
+    """The SLURM job this process runs in, as sacct and squeue name it (``<array job>_<task>`` for a task of a job
+    array, as a hydra/launcher=slurm sweep of several jobs submits them); None outside SLURM. A requeued job keeps
+    its id."""
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    return f"{array}_{task}" if array and task else os.environ.get("SLURM_JOB_ID")
+
+
 def environment() -> dict[str, object]:
     return {
         "device": device_info(),
         "python": sys.version.split()[0],
+        "executable": sys.executable,
+        "slurm_job_id": slurm_job_id(),
         "platform": platform.platform(),
         "argv": sys.argv,
         "time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),

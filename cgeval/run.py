@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import time
@@ -44,6 +45,7 @@ from .store import (
 )
 
 DEFAULT_BATCH_SIZE = 8
+log = logging.getLogger(__name__)
 
 
 def batches(items: Sequence[Item], size: int) -> Iterator[list[Item]]:
@@ -147,6 +149,16 @@ def _aggregate(rows: list[dict], keys: dict[str, str], dropping: bool) -> list[d
     return sorted(agg, key=lambda r: item_sort_key(r["item_id"]))
 
 
+def stops_the_run(exc: BaseException) -> bool:
+    """Whether an exception raised while a batch is scored ends the run instead of failing its items.
+
+    `UnsupportedScoring` is a configuration problem, the same for every item. An exception from submitit is job
+    control, raised by its signal handler in whatever code runs when SLURM's time-out signal arrives (``Job not
+    requeued because: timed-out too many times``): the job is over, it is no item's failure.
+    """
+    return isinstance(exc, UnsupportedScoring) or type(exc).__module__.split(".")[0] == "submitit"
+
+
 class _Errors:
     """Inference errors, by exception type, with a few examples. The items are retried on resume."""
 
@@ -181,9 +193,9 @@ def _score_isolating(model: ModelAdapter, batch: list[Item], scoring, errors: _E
 
     try:
         return recorded(zip(batch, score_batch(model, batch, mode, extract)))
-    except UnsupportedScoring:
-        raise  # a configuration problem, the same for every item: stop the run
     except Exception as exc:  # noqa: BLE001 - recorded per item, reported, retried on resume
+        if stops_the_run(exc):
+            raise
         if len(batch) == 1:
             errors.add(batch[0], exc)
             return []
@@ -191,9 +203,9 @@ def _score_isolating(model: ModelAdapter, batch: list[Item], scoring, errors: _E
     for item in batch:
         try:
             done.extend(recorded(zip([item], score_batch(model, [item], mode, extract))))
-        except UnsupportedScoring:
-            raise
         except Exception as exc:  # noqa: BLE001
+            if stops_the_run(exc):
+                raise
             errors.add(item, exc)
     return done
 
@@ -259,6 +271,9 @@ def run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None = None
         "config": resolved_config,
     }
     write_json_atomic(out / manifest_name(cfg.shard), manifest)
+    # One line per start, so the log of a resumed (or requeued) job shows where each attempt took up the work.
+    log.info("%d of %d answers reused from %s (%d stale rows not reused), %d to score",
+             len(cache), len(asked), pred_path, cache_stats["stale"], len(todo))
 
     # Start the file with the reused rows, then append each scored batch and flush it to disk.
     # Every row of this run, in memory as (row, line), so the final canonical file needs no re-parsing.
