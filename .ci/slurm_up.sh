@@ -36,9 +36,10 @@ wait_for() {
   say "$what after ${t}s"
 }
 
-node_idle() { [ -n "$(sinfo -h -N -t idle -o %N 2>/dev/null)" ]; }
+# A node that takes jobs: idle, or partly used (mix) when the script is re-run while jobs run.
+node_idle() { [ -n "$(sinfo -h -N -t idle,mix -o %N 2>/dev/null)" ]; }
 # sacct answers without an error (with accounting disabled it prints one and exits 1).
-sacct_ok() { [ -z "$(sacct -n -X -S now-1hour -o JobID 2>&1 >/dev/null)" ]; }
+sacct_ok() { local err; err=$(sacct -n -X -S now-1hour -o JobID 2>&1 >/dev/null) && [ -z "$err" ]; }
 
 if [ -f "$SLURM_CONF" ] && ! grep -qxF "$MARKER" "$SLURM_CONF"; then
   if command -v sinfo >/dev/null && node_idle; then
