@@ -1,6 +1,13 @@
-"""`python -m cgeval experiment=... model=...`: compose the config, build typed objects, run."""
+"""`python -m cgeval experiment=... model=...`: compose the config, build typed objects, run.
+
+Exit code: 0 when every run is complete, 3 when one finished with items that failed at inference (status
+``incomplete``: run the same command again to retry them), 1 when a run stopped on an error, 2 for a command
+line that cannot be parsed (`cgeval.run.exit_code`).
+"""
 
 from __future__ import annotations
+
+import sys
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -8,7 +15,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from .config import run_config_from_hydra
-from .run import run
+from .run import exit_code, run
+from .store import manifest_status
+
+# The status of every run this process finished (several in a sweep run by Hydra's basic launcher).
+_statuses: list[str | None] = []
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
@@ -17,7 +28,14 @@ def main(cfg: DictConfig) -> None:
     run_cfg = run_config_from_hydra(cfg, output_dir)
     model = instantiate(cfg.model)
     run(run_cfg, model, OmegaConf.to_container(cfg, resolve=True))
+    _statuses.append(manifest_status(run_cfg.output_dir, run_cfg.shard))
+
+
+def cli() -> int:
+    """Run `main` (Hydra exits 1 itself on an error); the exit code for the runs that finished."""
+    main()
+    return exit_code(_statuses)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli())

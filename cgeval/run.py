@@ -28,7 +28,7 @@ from .data.compositions import HeldOut
 from .data.loader import LoadReport, items_hash, load_medmat
 from .data.records import Item
 from .manifest import environment, write_json_atomic, write_text_atomic
-from .models.base import FitsOnSeen, ItemFailure, ModelAdapter, UnsupportedScoring
+from .models.base import BackendUnavailable, FitsOnSeen, ItemFailure, ModelAdapter, UnsupportedScoring
 from .scoring import aggregate_circular, base_item_id, expand_rotations, extract_choice_with_rule, letter_bias
 from .store import (
     PREDICTIONS_SCHEMA,
@@ -38,6 +38,7 @@ from .store import (
     item_key,
     item_sort_key,
     keep_stale,
+    locked_run_folder,
     manifest_name,
     predictions_name,
     run_key,
@@ -46,6 +47,19 @@ from .store import (
 
 DEFAULT_BATCH_SIZE = 8
 log = logging.getLogger(__name__)
+
+# Exit codes of `python -m cgeval` (README, "Exit codes").
+EXIT_OK = 0  # every run complete
+EXIT_ERROR = 1  # a run stopped on an error (its manifest says "failed", with the error)
+EXIT_USAGE = 2  # the command line could not be parsed
+EXIT_INCOMPLETE = 3  # every run finished, but some items failed at inference (status "incomplete")
+
+
+def exit_code(statuses: Sequence[str | None]) -> int:
+    """The exit code for runs that ended with these manifest statuses (one per run of a sweep)."""
+    if any(s not in ("complete", "incomplete") for s in statuses):
+        return EXIT_ERROR
+    return EXIT_INCOMPLETE if "incomplete" in statuses else EXIT_OK
 
 
 def batches(items: Sequence[Item], size: int) -> Iterator[list[Item]]:
@@ -152,11 +166,14 @@ def _aggregate(rows: list[dict], keys: dict[str, str], dropping: bool) -> list[d
 def stops_the_run(exc: BaseException) -> bool:
     """Whether an exception raised while a batch is scored ends the run instead of failing its items.
 
-    `UnsupportedScoring` is a configuration problem, the same for every item. An exception from submitit is job
+    `UnsupportedScoring` is a configuration problem, the same for every item; `BackendUnavailable` a back end
+    that can answer no item now (a server gone for longer than its outage window, a refused key). An exception
+    from submitit is job
     control, raised by its signal handler in whatever code runs when SLURM's time-out signal arrives (``Job not
     requeued because: timed-out too many times``): the job is over, it is no item's failure.
     """
-    return isinstance(exc, UnsupportedScoring) or type(exc).__module__.split(".")[0] == "submitit"
+    return (isinstance(exc, (UnsupportedScoring, BackendUnavailable))
+            or type(exc).__module__.split(".")[0] == "submitit")
 
 
 class _Errors:
@@ -213,10 +230,17 @@ def _score_isolating(model: ModelAdapter, batch: list[Item], scoring, errors: _E
 def run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None = None) -> dict | None:
     """Run one experiment (or one shard of it); every output lands in ``cfg.output_dir``.
 
-    Returns the metrics, or None for a shard (merge the shards with `cgeval.merge`).
+    Returns the metrics, or None for a shard (merge the shards with `cgeval.merge`). The manifest's ``status``
+    says how the run ended: ``complete``, ``incomplete`` (some items failed at inference; re-run to retry them),
+    or ``failed`` (the run stopped on an error, which the manifest names); ``running`` is left only by a process
+    that was killed. The run folder is locked for the whole run (`RunFolderLocked` if another process holds it).
     """
     out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    with locked_run_folder(out, cfg.shard):
+        return _run(cfg, model, resolved_config, out)
+
+
+def _run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None, out: Path) -> dict | None:
     started = time.time()
 
     # Everything that can stop the run does so here, before any inference starts.
@@ -253,7 +277,7 @@ def run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None = None
         "model": {"name": model.name, **described},
         "trust_remote_code": bool(described.get("trust_remote_code", False)),
         # Settings that change speed, not answers (concurrency, timeouts, GPU memory): recorded, not in the key.
-        "model_runtime": model.runtime() if callable(getattr(model, "runtime", None)) else {},
+        "model_runtime": _runtime(model),
         "scoring": asdict(cfg.scoring),
         "seed": cfg.seed,
         "batch_size": batch_size,
@@ -270,10 +294,42 @@ def run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None = None
         "environment": environment(),
         "config": resolved_config,
     }
-    write_json_atomic(out / manifest_name(cfg.shard), manifest)
+    manifest_path = out / manifest_name(cfg.shard)
+    write_json_atomic(manifest_path, manifest)
     # One line per start, so the log of a resumed (or requeued) job shows where each attempt took up the work.
     log.info("%d of %d answers reused from %s (%d stale rows not reused), %d to score",
              len(cache), len(asked), pred_path, cache_stats["stale"], len(todo))
+    errors = _Errors()
+    errors_path = out / shard_file("errors", ".jsonl", cfg.shard)
+    try:
+        return _infer_and_report(cfg, model, out, started, manifest, errors, errors_path, report, labels, mine,
+                                 asked, cache, keys, todo, batch_size, pred_path)
+    except BaseException as exc:
+        # The manifest says how the run ended, whatever ended it (a stopped server, a crash, Ctrl-C).
+        manifest.update(status="failed", error=f"{type(exc).__name__}: {exc}"[:4000],
+                        elapsed_s=round(time.time() - started, 3), model_runtime=_runtime(model),
+                        inference_errors=errors.to_dict())
+        try:
+            if errors.rows:
+                write_text_atomic(errors_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in errors.rows))
+            write_json_atomic(manifest_path, manifest)
+        except Exception:  # noqa: BLE001 - never hide the error that stopped the run
+            log.exception("could not record the failed run's status in %s", manifest_path)
+        raise
+
+
+def _runtime(model: ModelAdapter) -> dict:
+    return model.runtime() if callable(getattr(model, "runtime", None)) else {}
+
+
+def _infer_and_report(cfg, model, out, started, manifest, errors, errors_path, report, labels, mine, asked, cache,
+                      keys, todo, batch_size, pred_path) -> dict | None:
+    circular = cfg.scoring.circular
+    # One request before the fan-out (a server: reachable, the model served, the key accepted, logprobs
+    # returned), so that a configuration problem stops the run in one request, not one per item.
+    if todo and callable(getattr(model, "preflight", None)):
+        model.preflight(cfg.scoring.mode)
+        manifest["model_runtime"] = _runtime(model)
 
     # Start the file with the reused rows, then append each scored batch and flush it to disk.
     # Every row of this run, in memory as (row, line), so the final canonical file needs no re-parsing.
@@ -287,7 +343,6 @@ def run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None = None
                                  keys[it.item_id])
             done[it.item_id] = (row, json.dumps(row, ensure_ascii=False) + "\n")
     write_text_atomic(pred_path, "".join(line for _, line in done.values()))
-    errors = _Errors()
     with pred_path.open("a", encoding="utf-8") as f:
         bar = tqdm(total=len(mine), initial=len(cache), desc=f"{model.name} [{cfg.scoring.mode}]", unit="q",
                    disable=not cfg.progress, dynamic_ncols=True)
@@ -308,6 +363,8 @@ def run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None = None
     rows = [done[iid][0] for iid in order]
     write_text_atomic(pred_path, "".join(done[iid][1] for iid in order))
     manifest["letter_bias"] = letter_bias(rows)
+    if cfg.scoring.mode == "likelihood":
+        manifest["unscored"] = unscored_counts(rows)
     if circular:
         n_rot = len(rows)
         rows = _aggregate(rows, keys, dropping=bool(errors.counts))
@@ -318,25 +375,60 @@ def run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None = None
         manifest["circular"] = {"n_rotations_scored": n_rot, "n_items": len(rows),
                                 "n_items_dropped_incomplete": len(mine) - len(rows), "stale_file": aside}
 
-    errors_path = out / shard_file("errors", ".jsonl", cfg.shard)
     if errors.rows:
         write_text_atomic(errors_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in errors.rows))
     elif errors_path.exists():
         errors_path.unlink()  # a resumed run that retried every failed item successfully
-    manifest.update(status="complete" if not errors.counts else "incomplete",
-                    elapsed_s=round(time.time() - started, 3), inference_errors=errors.to_dict(),
-                    n_predictions=len(rows))
-    write_json_atomic(out / manifest_name(cfg.shard), manifest)
     if errors.counts and not rows:
         raise RuntimeError(f"every item failed; first error:\n{errors.examples[0]['traceback']}")
+    final = "complete" if not errors.counts else "incomplete"
+    manifest.update(inference_errors=errors.to_dict(), n_predictions=len(rows), model_runtime=_runtime(model))
+    manifest_path = out / manifest_name(cfg.shard)
     if cfg.shard.enabled:
-        print(f"cgeval: shard {cfg.shard.index} of {cfg.shard.count} done: {len(rows)} predictions in {pred_path}"
-              f"{'; ' + str(errors.to_dict()['n']) + ' inference errors (re-run to retry)' if errors.counts else ''}."
-              f"\nWhen every shard is done: python -m cgeval.merge {out}")
+        manifest.update(status=final, elapsed_s=round(time.time() - started, 3))
+        write_json_atomic(manifest_path, manifest)
+        text = (f"cgeval: shard {cfg.shard.index} of {cfg.shard.count} {final}: {len(rows)} predictions in "
+                f"{pred_path}{'; ' + str(errors.to_dict()['n']) + ' inference errors (re-run to retry)' if errors.counts else ''}."
+                + "".join(f"\n{line}" for line in _unscored_lines(manifest))
+                + f"\nWhen every shard is done: python -m cgeval.merge {out}")
+        _emit(text)
         return None
+    # The status stays "running" until every output is written: a run killed while writing its report says so.
+    manifest["elapsed_s"] = round(time.time() - started, 3)
+    write_json_atomic(manifest_path, manifest)
     metrics = write_report(out, title=f"{cfg.experiment.name} / {model.name} / {cfg.scoring.mode}")
-    print(format_summary(out, metrics, report, model.name, cfg, manifest))
+    manifest.update(status=final, elapsed_s=round(time.time() - started, 3))
+    write_json_atomic(manifest_path, manifest)
+    _emit(format_summary(out, metrics, report, model.name, cfg, manifest))
     return metrics
+
+
+def unscored_counts(rows: list[dict]) -> dict:
+    """How many items (rotations, for a circular run) have option letters the model could not score."""
+    partly = [r for r in rows if r.get("unscored_options")]
+    return {"n_items_with_unscored_options": len(partly),
+            "n_items_without_any_score": sum(r.get("parse_rule") == "no_finite_score" for r in rows),
+            "n_unscored_options": sum(len(r["unscored_options"]) for r in partly),
+            "examples": [r["item_id"] for r in partly[:10]]}
+
+
+def _unscored_lines(manifest: dict) -> list[str]:
+    u = manifest.get("unscored") or {}
+    if not u.get("n_items_with_unscored_options"):
+        return []
+    return [f"warning {u['n_items_with_unscored_options']} items have option letters the model could not score "
+            f"({u['n_unscored_options']} letters; {u['n_items_without_any_score']} items without any score, counted "
+            "as wrong); see unscored_options in the predictions"]
+
+
+def _emit(text: str) -> None:
+    """The summary on stdout, and in every log file the root logger writes (under Hydra, the run's
+    ``<job>.log``), without a second copy on the console."""
+    print(text)
+    record = log.makeRecord(log.name, logging.INFO, __file__, 0, text.strip("\n"), None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
 
 
 def _pct(x: float | None) -> str:
@@ -372,6 +464,7 @@ def format_summary(out: Path, metrics: dict, report: LoadReport | dict, model_na
     if errs.get("n"):
         lines.append(f"errors  {errs['n']} items failed at inference {errs['by_type']}: not scored, "
                      "retried when the same command is run again")
+    lines += _unscored_lines(manifest)
     lines.append(f"{'':28s} {'n':>6s} {'acc %':>6s} {'95% CI':>13s} {'parse fail %':>13s}")
     rows = [("overall", metrics["overall"]["all"])]
     rows += [(f"split={k}", v) for k, v in metrics.get("split", {}).items()]
@@ -387,6 +480,27 @@ def format_summary(out: Path, metrics: dict, report: LoadReport | dict, model_na
         gap = gap.get("estimate")
     if isinstance(gap, (int, float)):
         lines.append(f"seen - unseen gap: {100 * gap:+.1f} points")
-    lines.append(f"outputs in {out}: predictions.jsonl metrics.json table.csv table.md "
-                 "accuracy_by_composition.png/.pdf manifest.json")
+    lines.append(f"outputs in {out}/: {describe_outputs(out)}")
     return "\n".join(lines)
+
+
+def describe_outputs(out: Path) -> str:
+    """Every file in a run folder, the variants of one name together ("table.csv/.md"), folders as "name/",
+    the hidden lock file left out: ``predictions.jsonl manifest.json ... figures/forest_seen_unseen.png/.pdf``."""
+    out = Path(out)
+    stems: dict[str, list[str]] = {}
+    folders = []
+    for path in sorted(out.rglob("*")):
+        rel = path.relative_to(out)
+        if rel.parts[0] == ".hydra":
+            if path == out / ".hydra":
+                folders.append(".hydra/")
+            continue
+        if path.is_dir() or rel.name.startswith("."):
+            continue
+        stem, dot, ext = rel.as_posix().rpartition(".")
+        stems.setdefault(stem if dot else rel.as_posix(), []).append(f".{ext}" if dot else "")
+    first = ("predictions", "manifest", "errors", "metrics")
+    order = sorted(stems, key=lambda k: (first.index(k) if k in first else len(first), "/" in k, k))
+    names = [k + "/".join(stems[k]) for k in order]
+    return " ".join(names + folders)

@@ -71,6 +71,25 @@ def _new_figure(figsize: tuple[float, float]):
     return fig, fig.subplots()
 
 
+def set_fitting_title(fig, text: str) -> None:
+    """A title over the whole figure (centred on the canvas, not over the axes, which long tick labels push to the
+    right), wrapped at word boundaries until it fits the canvas width; a run label "experiment / model /
+    scoring" breaks after its slashes."""
+    title = fig.suptitle(text, fontsize=plt.rcParams["axes.titlesize"])
+    for _ in range(4):
+        fig.draw_without_rendering()
+        box = title.get_window_extent(fig.canvas.get_renderer())
+        room = fig.bbox.width - 2 * (0.04 * fig.dpi)  # a small margin on each side
+        if box.width <= room or box.width <= 0:
+            return
+        lines = title.get_text().split("\n")
+        chars = max(8, int(max(len(line) for line in lines) * room / box.width * 0.95))
+        wrapped = []
+        for line in lines:
+            wrapped += textwrap.wrap(line.replace(" / ", "\u00a0/ "), chars, break_on_hyphens=False) or [""]
+        title.set_text("\n".join(w.replace("\u00a0/ ", " / ") for w in wrapped))
+
+
 def _save(fig, out_stem: Path) -> list[Path]:
     out_stem = Path(out_stem)
     clipped = clipped_texts(fig)
@@ -112,9 +131,10 @@ def plot_composition_accuracy(table: pd.DataFrame, out_stem: Path, title: str = 
         ax.set_xlim(0, 100)
         ax.set_xlabel("Accuracy (%) with 95% Wilson interval; | = chance")
         handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in SPLIT_COLOURS.values()]
-        ax.legend(handles, list(SPLIT_COLOURS), loc="lower right")
+        # Beside the axes, never over a bar or its interval (a bar near 100% reaches every corner of the axes).
+        fig.legend(handles, list(SPLIT_COLOURS), loc="outside right upper", frameon=False)
         if title:
-            ax.set_title(title)
+            set_fitting_title(fig, title)
         return _save(fig, out_stem)
 
 
@@ -192,7 +212,7 @@ def plot_forest(table: pd.DataFrame, boot: dict, out_stem: Path, title: str = ""
                         f"[{100 * gap['ci_low']:+.1f}, {100 * gap['ci_high']:+.1f}]")
         else:  # the n/a reason is a sentence: wrap it to the column
             gap_text = textwrap.fill(gap.get("note", "gap n/a"), 45)
-        ax.set_title((title + "\n" if title else "") + gap_text)
+        set_fitting_title(fig, (title + "\n" if title else "") + gap_text)
         return _save(fig, out_stem)
 
 

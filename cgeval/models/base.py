@@ -13,6 +13,12 @@ class UnsupportedScoring(NotImplementedError):
     """The adapter cannot score this way (e.g. option likelihoods from a chat API)."""
 
 
+class BackendUnavailable(RuntimeError):
+    """The back end can answer no item now (a server that stopped answering for longer than its outage window,
+    credentials it refuses, a model it does not serve): the run stops at once, its finished predictions kept for
+    a resume, instead of recording the same failure once per item."""
+
+
 @dataclass(frozen=True)
 class ItemFailure:
     """What an adapter may return in place of one item's reply or scores when that item alone failed (a request
@@ -29,8 +35,12 @@ class ModelAdapter(Protocol):
     ``generate`` returns one free-text reply per item; ``option_logprobs`` returns, per item, the
     log-probability of each of *that item's* option letters as the next token. Adapters that cannot
     do one raise `UnsupportedScoring`. An item that failed on its own may come back as an `ItemFailure`
-    in its place (raising fails the whole batch, which the run then retries item by item). ``describe`` returns what the run manifest should record
-    about the model (hub id, revision, prompt template, ...).
+    in its place (raising fails the whole batch, which the run then retries item by item); `BackendUnavailable`
+    stops the run. ``describe`` returns what the run manifest should record about the model (hub id, revision,
+    prompt template, ...) and what the resume key hashes.
+
+    Optional: ``runtime()`` (settings that change speed, not answers: recorded, not hashed) and
+    ``preflight(mode)`` (called once before the first batch, to fail fast on a problem every item would have).
     """
 
     name: str
