@@ -65,3 +65,51 @@ def test_grouped_bars_with_long_run_labels_fit_their_canvas(tmp_path, recwarn):
     assert [p.suffix for p in paths] == [".png", ".pdf"] and all(p.stat().st_size > 0 for p in paths)
     messages = [str(w.message) for w in recwarn]
     assert not any("cut off" in m or "collapsed" in m for m in messages), messages
+
+
+def _run_table(p_correct=0.5, seed=0):
+    from cgeval.analysis.metrics import bootstrap_summary, metrics_table, prepare
+
+    df = prepare(make_predictions(p_correct=p_correct, seed=seed))
+    return metrics_table(df, None), bootstrap_summary(df, n_boot=50, seed=0)
+
+
+@pytest.mark.parametrize("title", ["holdout_ct_lung_covid / random / generate",
+                                   "table3_modality_xray_bones_diseases_from_fracture_breast / huatuogpt_vision_7b / "
+                                   "likelihood"])
+def test_forest_plot_titles_fit_the_column(tmp_path, title):
+    """A run label as long as the experiment names make it wraps inside the 3.3 in canvas instead of being cut."""
+    import warnings
+
+    table, boot = _run_table()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", figures.FigureLayoutWarning)
+        figures.plot_forest(table, boot, tmp_path / "forest", title=title)
+        figures.plot_composition_accuracy(table, tmp_path / "bars", title=title)
+
+
+def test_the_composition_legend_covers_no_bar_or_interval(tmp_path, monkeypatch):
+    """Bars near 100% with intervals reach every corner of the axes; the legend must lie clear of all of them."""
+    from matplotlib.transforms import Bbox
+
+    drawn = []
+    monkeypatch.setattr(figures, "_save", lambda fig, stem: drawn.append(fig) or [])
+    table, _ = _run_table(p_correct=0.97, seed=3)
+    figures.plot_composition_accuracy(table, tmp_path / "bars", title="holdout_ct_lung / mock / generate")
+    [fig] = drawn
+    fig.draw_without_rendering()
+    renderer = fig.canvas.get_renderer()
+    [ax] = fig.axes
+    legends = fig.legends + ([ax.get_legend()] if ax.get_legend() else [])
+    assert legends
+    marks = [p.get_window_extent(renderer) for p in ax.patches]
+    for collection in ax.collections:  # the intervals' segments and the chance markers
+        for seg in getattr(collection, "get_segments", lambda: [])():
+            marks.append(Bbox(ax.transData.transform(seg)))
+        offsets = collection.get_offsets()
+        if len(offsets):
+            marks += [Bbox([xy, xy]) for xy in ax.transData.transform(offsets)]
+    assert len(marks) > 3 * len(table[table["level"] == "composition"])
+    for legend in legends:
+        box = legend.get_window_extent(renderer)
+        assert not [m for m in marks if box.overlaps(m)]
