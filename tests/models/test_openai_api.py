@@ -164,7 +164,9 @@ def test_retries_a_timeout(tmp_path, key_env):
 
     m = adapter(handler, key_env, max_retries=2)
     assert m.generate(make_items(tmp_path, 1)) == ["A"]
-    assert len(calls) == 2
+    # the timeout pauses requests while one small probe checks the server; it answers, and the item is asked again
+    assert len(calls) == 3 and m.calls == 3
+    assert m.outages and m.outages[0]["back"] and m.outages[0]["probes"] == 1
 
 
 def test_500_until_retries_run_out_raises_named_error(tmp_path, key_env, caplog):
@@ -223,7 +225,7 @@ def test_likelihood_reads_letter_logprobs(tmp_path, key_env):
         return httpx.Response(200, json=completion("A", top(pairs)))
 
     items = make_items(tmp_path, 2)  # it0 has A, B; it1 has A-D
-    scores = adapter(handler, key_env, top_logprobs=5).option_logprobs(items)
+    scores = adapter(handler, key_env, top_logprobs=5, letter_scoring="top_k").option_logprobs(items)
     assert all(b["logprobs"] is True and b["top_logprobs"] == 5 and b["max_tokens"] == 1
                and b["temperature"] == 0 for b in bodies)
     assert set(scores[0]) == {"A", "B"} and set(scores[1]) == {"A", "B", "C", "D"}
@@ -234,7 +236,7 @@ def test_likelihood_reads_letter_logprobs(tmp_path, key_env):
 
 
 def test_no_logprobs_from_server_is_unsupported_scoring(tmp_path, key_env):
-    m = adapter(lambda r: httpx.Response(200, json=completion("A", None)), key_env)
+    m = adapter(lambda r: httpx.Response(200, json=completion("A", None)), key_env, letter_scoring="top_k")
     with pytest.raises(UnsupportedScoring, match="no logprobs"):
         m.option_logprobs(make_items(tmp_path, 1))
 
@@ -254,7 +256,7 @@ def test_one_filtered_reply_fails_its_item_not_the_run(tmp_path, key_env):
             return httpx.Response(200, json=body)
         return httpx.Response(200, json=completion("A", good))
 
-    m = adapter(handler, key_env)
+    m = adapter(handler, key_env, letter_scoring="top_k")
     items = make_items(tmp_path, 3)
     scores = m.option_logprobs(items)
     assert scores[0]["A"] == pytest.approx(-0.1) and scores[2]["A"] == pytest.approx(-0.1)
@@ -293,14 +295,16 @@ def test_key_never_leaks_and_is_read_once(tmp_path, key_env, monkeypatch):
     described = json.dumps(m.describe())
     assert KEY not in described and KEY not in repr(m) and KEY not in str(vars(m).keys())
     assert not any(KEY == v for v in vars(m).values())
-    assert m.describe()["api_key_env"] == key_env
+    assert m.runtime()["api_key_env"] == key_env and KEY not in json.dumps(m.runtime())
     assert m.describe()["ignored_config"] == ["device", "dtype"]
 
 
 def test_missing_key_variable_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("CGEVAL_UNSET_KEY", raising=False)
-    with pytest.raises(MissingAPIKey, match="CGEVAL_UNSET_KEY"):
+    with pytest.raises(MissingAPIKey, match="CGEVAL_UNSET_KEY") as err:
         OpenAIAdapter(name="srv", model_id="m", api_key_env="CGEVAL_UNSET_KEY")
+    # the hint names the config key that exists (model configs keep back-end options under model.openai)
+    assert "model.openai.api_key_env=null" in str(err.value)
 
 
 def test_no_key_variable_for_a_local_server(tmp_path):
@@ -356,7 +360,8 @@ def test_config_chat_template_and_extra_body_travel_with_requests(tmp_path, key_
 def test_raw_sentencepiece_and_byte_level_pieces_count_as_the_letter(tmp_path, key_env):
     # some servers return the raw piece ("▁A" Llama/Mistral, "ĠB" byte-level BPE) instead of decoded text
     pairs = [("\u2581A", -0.5), ("\u0120B", -1.5), ("B", -2.5), ("\u2581The", -3.0)]
-    m = adapter(lambda r: httpx.Response(200, json=completion("A", top(pairs))), key_env, top_logprobs=4)
+    m = adapter(lambda r: httpx.Response(200, json=completion("A", top(pairs))), key_env, top_logprobs=4,
+                letter_scoring="top_k")
     (scores,) = m.option_logprobs(make_items(tmp_path, 1))
     assert scores["A"] == pytest.approx(-0.5)
     assert scores["B"] == pytest.approx(math.log(math.exp(-1.5) + math.exp(-2.5)))
@@ -373,5 +378,11 @@ def test_concurrency_and_timeouts_stay_out_of_the_resume_key(tmp_path, key_env):
     assert KEY not in json.dumps(b.runtime())
     elsewhere = OpenAIAdapter(name="srv", model_id="org/model-7b", base_url="http://elsewhere:9000/v1",
                               api_key_env=key_env, http_client=httpx.Client(transport=httpx.MockTransport(ok)))
-    for changed in (adapter(ok, key_env, max_new_tokens=64), adapter(ok, key_env, top_logprobs=5), elsewhere):
+    # the same model behind another address (a server restarted on another host or port) is the same model
+    assert run_key(elsewhere, "generate/strict") == run_key(a, "generate/strict")
+    assert elsewhere.runtime()["base_url"] == "http://elsewhere:9000/v1"
+    for changed in (adapter(ok, key_env, max_new_tokens=64), adapter(ok, key_env, letter_scoring="top_k"),
+                    adapter(ok, key_env, served_model="other-name"), adapter(ok, key_env, revision="abc123")):
         assert run_key(changed, "generate/strict") != run_key(a, "generate/strict")
+    top_k = adapter(ok, key_env, letter_scoring="top_k")
+    assert run_key(adapter(ok, key_env, letter_scoring="top_k", top_logprobs=5), "x") != run_key(top_k, "x")
