@@ -14,7 +14,8 @@ from pathlib import Path
 
 from .analysis.report import write_report
 from .manifest import write_json_atomic, write_text_atomic
-from .store import item_sort_key, read_rows
+from .config import ShardConfig
+from .store import RunFolderLocked, item_sort_key, locked_run_folder, read_rows
 
 
 class MergeError(RuntimeError):
@@ -22,7 +23,15 @@ class MergeError(RuntimeError):
 
 
 def merge_shards(run_dir: str | Path) -> dict:
+    """Merge the shards in ``run_dir`` (holding the folder: `RunFolderLocked` while a shard still runs)."""
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise MergeError(f"{run_dir}: no such folder")
+    with locked_run_folder(run_dir, ShardConfig()):
+        return _merge(run_dir)
+
+
+def _merge(run_dir: Path) -> dict:
     manifests = {p: json.loads(p.read_text()) for p in sorted(run_dir.glob("manifest.shard-*-of-*.json"))}
     if not manifests:
         raise MergeError(f"{run_dir}: no shard manifests (manifest.shard-*-of-*.json)")
@@ -65,9 +74,13 @@ def merge_shards(run_dir: str | Path) -> dict:
               "inference_errors": {"n": sum(m.get("inference_errors", {}).get("n", 0) for m in manifests.values())},
               "elapsed_s": round(sum(m.get("elapsed_s", 0) for m in manifests.values()), 3)}
     merged["data"] = {**first["data"], "n_items_this_shard": len(ordered)}
-    write_json_atomic(run_dir / "manifest.json", merged)
+    merged.pop("error", None)
+    # "complete" only once the report is written too, as for an unsharded run
+    write_json_atomic(run_dir / "manifest.json", {**merged, "status": "running"})
     exp = first["experiment"]["name"]
-    return write_report(run_dir, title=f"{exp} / {first['model']['name']} / {first['scoring']['mode']}")
+    metrics = write_report(run_dir, title=f"{exp} / {first['model']['name']} / {first['scoring']['mode']}")
+    write_json_atomic(run_dir / "manifest.json", merged)
+    return metrics
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         metrics = merge_shards(args.run_dir)
-    except MergeError as e:
+    except (MergeError, RunFolderLocked) as e:
         print(f"cgeval.merge: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
     split = metrics.get("split", {})

@@ -236,3 +236,24 @@ def test_the_outputs_line_names_every_file_of_the_run(tmp_path):
     assert {"errors.jsonl", "__main__.log", "compositions.tex", "figures/forest_seen_unseen.pdf"} <= on_disk
     assert len(on_disk) >= 20
     assert not re.search(r"FigureLayoutWarning", proc.stderr)
+
+
+def test_merge_waits_for_no_shard_and_writes_complete_last(tmp_path, monkeypatch):
+    from cgeval.merge import main as merge_main
+    from cgeval.merge import merge_shards
+
+    shards = [ShardConfig(index=i, count=2) for i in range(2)]
+    for shard in shards:
+        run(_cfg(tmp_path, shard=shard), MockModel())
+    with locked_run_folder(tmp_path, shards[1]):  # a shard still running (re-run, say)
+        with pytest.raises(RunFolderLocked):
+            merge_shards(tmp_path)
+        assert merge_main([str(tmp_path)]) == 2
+    import cgeval.merge as merge_module
+
+    seen = []
+    real = merge_module.write_report
+    monkeypatch.setattr(merge_module, "write_report",
+                        lambda out, **kw: seen.append(_manifest(out)["status"]) or real(out, **kw))
+    merge_shards(tmp_path)
+    assert seen == ["running"] and _manifest(tmp_path)["status"] == "complete"
