@@ -107,7 +107,7 @@ class APIRequestError(RuntimeError):
 class ServerError(BackendUnavailable):
     """The server cannot answer any item: the run stops (its finished predictions stay for a resume)."""
 
-    def __init__(self, message: str, base_url: str):
+    def __init__(self, message: str, base_url: str = ""):
         self.base_url = base_url
         super().__init__(message)
 
@@ -292,14 +292,18 @@ def letter_scores_by_id(completion: Any, letters: Sequence[str], letter_ids: Map
                         server_returns_logprobs: bool = False) -> dict[str, float]:
     """``{letter: logsumexp of its token ids' logprobs}`` from a reply to a request with `letter_ids_fields`:
     entries come back as ``token_id:<id>``. An id that did not come back is left out; a letter with none of
-    its ids back scores ``-inf`` (written as unscored by the run)."""
+    its ids back scores ``-inf`` (written as unscored by the run). A server that honours the ids but writes the
+    tokens as text is read by their text, as `letter_scores` does."""
+    entries = _first_token_entries(completion, server_returns_logprobs)
     by_id: dict[int, float] = {}
-    for token, logprob in _first_token_entries(completion, server_returns_logprobs):
+    for token, logprob in entries:
         if isinstance(token, str) and token.startswith("token_id:"):
             try:
                 by_id.setdefault(int(token[len("token_id:"):]), float(logprob))
             except ValueError:
                 continue
+    if entries and not by_id:
+        return letter_scores(completion, letters, server_returns_logprobs)
     scores = {}
     for letter in letters:
         values = [by_id[t] for t in letter_ids[letter] if t in by_id and not math.isnan(by_id[t])]

@@ -386,3 +386,31 @@ def test_concurrency_and_timeouts_stay_out_of_the_resume_key(tmp_path, key_env):
         assert run_key(changed, "generate/strict") != run_key(a, "generate/strict")
     top_k = adapter(ok, key_env, letter_scoring="top_k")
     assert run_key(adapter(ok, key_env, letter_scoring="top_k", top_logprobs=5), "x") != run_key(top_k, "x")
+
+
+def test_letters_by_token_id_and_the_text_fallback(tmp_path, key_env):
+    """Replies to a request naming the letters' token ids: entries read by id ("token_id:N"), a letter's ids
+    log-sum-exp'd, an id that did not come back left out; a server that writes the tokens as text is read by text."""
+    from cgeval.models.openai_api import letter_scores_by_id
+
+    def reply(pairs):
+        return adapter(lambda r: httpx.Response(200, json=completion("A", top(pairs))), key_env)._client \
+            .chat.completions.create(model="m", messages=[])
+
+    ids = {"A": (30, 60), "B": (31, 61), "C": (32,)}
+    by_id = letter_scores_by_id(reply([("token_id:30", -1.0), ("token_id:60", -2.0), ("token_id:31", -3.0),
+                                       ("token_id:999", -0.1)]), ("A", "B", "C"), ids)
+    assert by_id["A"] == pytest.approx(math.log(math.exp(-1.0) + math.exp(-2.0)))
+    assert by_id["B"] == pytest.approx(-3.0) and by_id["C"] == -math.inf
+    as_text = letter_scores_by_id(reply([("A", -1.0), (" B", -3.0)]), ("A", "B"), ids)
+    assert as_text == {"A": pytest.approx(-1.0), "B": pytest.approx(-3.0)}
+
+
+def test_server_errors_survive_pickling():
+    """A job run by a submitit launcher hands its exception back pickled."""
+    import pickle
+
+    from cgeval.models.openai_api import ServerUnreachable
+
+    err = pickle.loads(pickle.dumps(ServerUnreachable("gone", "http://h:1/v1")))
+    assert isinstance(err, ServerUnreachable) and str(err) == "gone"
