@@ -17,6 +17,7 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -301,11 +302,97 @@ def _run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None, out:
              len(cache), len(asked), pred_path, cache_stats["stale"], len(todo))
     errors = _Errors()
     errors_path = out / shard_file("errors", ".jsonl", cfg.shard)
+    with _failure_recorded(model, manifest, manifest_path, errors, errors_path, started):
+        # One request before the fan-out (a server: reachable, the model served, the key accepted, logprobs
+        # returned), so that a configuration problem stops the run in one request, not one per item.
+        if todo and callable(getattr(model, "preflight", None)):
+            model.preflight(cfg.scoring.mode)
+            manifest["model_runtime"] = _runtime(model)
+
+        # Start the file with the reused rows, then append each scored batch and flush it to disk.
+        # Every row of this run, in memory as (row, line), so the final canonical file needs no re-parsing.
+        # A reused row keeps only what the model produced; everything else (split, shared elements, gold, whether it
+        # is correct) is rebuilt from this run's item and experiment, which may have changed since.
+        done: dict[str, tuple[dict, str]] = {}
+        for it in asked:
+            if it.item_id in cache:
+                split, shared = labels[base_item_id(it.item_id) if circular else it.item_id]
+                row = prediction_row(it, split, shared, {k: cache[it.item_id].get(k) for k in MODEL_OUTPUT_KEYS},
+                                     keys[it.item_id])
+                done[it.item_id] = (row, json.dumps(row, ensure_ascii=False) + "\n")
+        write_text_atomic(pred_path, "".join(line for _, line in done.values()))
+        with pred_path.open("a", encoding="utf-8") as f:
+            bar = tqdm(total=len(mine), initial=len(cache), desc=f"{model.name} [{cfg.scoring.mode}]", unit="q",
+                       disable=not cfg.progress, dynamic_ncols=True)
+            for batch in batches(todo, batch_size):
+                for item, scored in _score_isolating(model, batch, cfg.scoring, errors):
+                    split, shared = labels[base_item_id(item.item_id) if circular else item.item_id]
+                    row = prediction_row(item, split, shared, scored, keys[item.item_id])
+                    line = json.dumps(row, ensure_ascii=False) + "\n"
+                    f.write(line)
+                    done[item.item_id] = (row, line)
+                f.flush()
+                os.fsync(f.fileno())
+                bar.update(len(batch))
+            bar.close()
+
+        # Canonical order, so that a resumed or merged run is byte-identical to an uninterrupted one.
+        order = sorted(done, key=item_sort_key)
+        rows = [done[iid][0] for iid in order]
+        write_text_atomic(pred_path, "".join(done[iid][1] for iid in order))
+        manifest["letter_bias"] = letter_bias(rows)
+        if cfg.scoring.mode == "likelihood":
+            manifest["unscored"] = unscored_counts(rows)
+        if circular:
+            n_rot = len(rows)
+            rows = _aggregate(rows, keys, dropping=bool(errors.counts))
+            combined = out / predictions_name(cfg.shard)
+            # A predictions file from another run (a non-circular one, say) is set aside, never overwritten.
+            aside = keep_stale(combined, {r["item_id"] for r in rows}, {r["item_id"]: r["cache_key"] for r in rows})
+            write_text_atomic(combined, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+            manifest["circular"] = {"n_rotations_scored": n_rot, "n_items": len(rows),
+                                    "n_items_dropped_incomplete": len(mine) - len(rows), "stale_file": aside}
+
+        if errors.rows:
+            write_text_atomic(errors_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in errors.rows))
+        elif errors_path.exists():
+            errors_path.unlink()  # a resumed run that retried every failed item successfully
+        if errors.counts and not rows:
+            raise RuntimeError(f"every item failed; first error:\n{errors.examples[0]['traceback']}")
+        final = "complete" if not errors.counts else "incomplete"
+        manifest.update(inference_errors=errors.to_dict(), n_predictions=len(rows), model_runtime=_runtime(model))
+        if cfg.shard.enabled:
+            manifest.update(status=final, elapsed_s=round(time.time() - started, 3))
+            write_json_atomic(manifest_path, manifest)
+            failed = f"; {errors.to_dict()['n']} inference errors (re-run to retry)" if errors.counts else ""
+            text = (f"cgeval: shard {cfg.shard.index} of {cfg.shard.count} {final}: {len(rows)} predictions in "
+                    f"{pred_path}{failed}."
+                    + "".join(f"\n{line}" for line in _unscored_lines(manifest))
+                    + f"\nWhen every shard is done: python -m cgeval.merge {out}")
+            _emit(text)
+            return None
+        # The status stays "running" until every output is written: a run killed while writing its report says so.
+        manifest["elapsed_s"] = round(time.time() - started, 3)
+        write_json_atomic(manifest_path, manifest)
+        metrics = write_report(out, title=f"{cfg.experiment.name} / {model.name} / {cfg.scoring.mode}")
+        manifest.update(status=final, elapsed_s=round(time.time() - started, 3))
+        write_json_atomic(manifest_path, manifest)
+        _emit(format_summary(out, metrics, report, model.name, cfg, manifest))
+        return metrics
+
+
+def _runtime(model: ModelAdapter) -> dict:
+    return model.runtime() if callable(getattr(model, "runtime", None)) else {}
+
+
+@contextmanager
+def _failure_recorded(model: ModelAdapter, manifest: dict, manifest_path: Path, errors: _Errors, errors_path: Path,
+                      started: float) -> Iterator[None]:
+    """Whatever ends the run with an exception (a stopped server, a crash, Ctrl-C), the manifest says so:
+    status "failed", the error, and the items that had failed until then."""
     try:
-        return _infer_and_report(cfg, model, out, started, manifest, errors, errors_path, report, labels, mine,
-                                 asked, cache, keys, todo, batch_size, pred_path)
+        yield
     except BaseException as exc:
-        # The manifest says how the run ended, whatever ended it (a stopped server, a crash, Ctrl-C).
         manifest.update(status="failed", error=f"{type(exc).__name__}: {exc}"[:4000],
                         elapsed_s=round(time.time() - started, 3), model_runtime=_runtime(model),
                         inference_errors=errors.to_dict())
@@ -316,91 +403,6 @@ def _run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None, out:
         except Exception:  # noqa: BLE001 - never hide the error that stopped the run
             log.exception("could not record the failed run's status in %s", manifest_path)
         raise
-
-
-def _runtime(model: ModelAdapter) -> dict:
-    return model.runtime() if callable(getattr(model, "runtime", None)) else {}
-
-
-def _infer_and_report(cfg, model, out, started, manifest, errors, errors_path, report, labels, mine, asked, cache,
-                      keys, todo, batch_size, pred_path) -> dict | None:
-    circular = cfg.scoring.circular
-    # One request before the fan-out (a server: reachable, the model served, the key accepted, logprobs
-    # returned), so that a configuration problem stops the run in one request, not one per item.
-    if todo and callable(getattr(model, "preflight", None)):
-        model.preflight(cfg.scoring.mode)
-        manifest["model_runtime"] = _runtime(model)
-
-    # Start the file with the reused rows, then append each scored batch and flush it to disk.
-    # Every row of this run, in memory as (row, line), so the final canonical file needs no re-parsing.
-    # A reused row keeps only what the model produced; everything else (split, shared elements, gold, whether it
-    # is correct) is rebuilt from this run's item and experiment, which may have changed since.
-    done: dict[str, tuple[dict, str]] = {}
-    for it in asked:
-        if it.item_id in cache:
-            split, shared = labels[base_item_id(it.item_id) if circular else it.item_id]
-            row = prediction_row(it, split, shared, {k: cache[it.item_id].get(k) for k in MODEL_OUTPUT_KEYS},
-                                 keys[it.item_id])
-            done[it.item_id] = (row, json.dumps(row, ensure_ascii=False) + "\n")
-    write_text_atomic(pred_path, "".join(line for _, line in done.values()))
-    with pred_path.open("a", encoding="utf-8") as f:
-        bar = tqdm(total=len(mine), initial=len(cache), desc=f"{model.name} [{cfg.scoring.mode}]", unit="q",
-                   disable=not cfg.progress, dynamic_ncols=True)
-        for batch in batches(todo, batch_size):
-            for item, scored in _score_isolating(model, batch, cfg.scoring, errors):
-                split, shared = labels[base_item_id(item.item_id) if circular else item.item_id]
-                row = prediction_row(item, split, shared, scored, keys[item.item_id])
-                line = json.dumps(row, ensure_ascii=False) + "\n"
-                f.write(line)
-                done[item.item_id] = (row, line)
-            f.flush()
-            os.fsync(f.fileno())
-            bar.update(len(batch))
-        bar.close()
-
-    # Canonical order, so that a resumed or merged run is byte-identical to an uninterrupted one.
-    order = sorted(done, key=item_sort_key)
-    rows = [done[iid][0] for iid in order]
-    write_text_atomic(pred_path, "".join(done[iid][1] for iid in order))
-    manifest["letter_bias"] = letter_bias(rows)
-    if cfg.scoring.mode == "likelihood":
-        manifest["unscored"] = unscored_counts(rows)
-    if circular:
-        n_rot = len(rows)
-        rows = _aggregate(rows, keys, dropping=bool(errors.counts))
-        combined = out / predictions_name(cfg.shard)
-        # A predictions file from another run (a non-circular one, say) is set aside, never overwritten.
-        aside = keep_stale(combined, {r["item_id"] for r in rows}, {r["item_id"]: r["cache_key"] for r in rows})
-        write_text_atomic(combined, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-        manifest["circular"] = {"n_rotations_scored": n_rot, "n_items": len(rows),
-                                "n_items_dropped_incomplete": len(mine) - len(rows), "stale_file": aside}
-
-    if errors.rows:
-        write_text_atomic(errors_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in errors.rows))
-    elif errors_path.exists():
-        errors_path.unlink()  # a resumed run that retried every failed item successfully
-    if errors.counts and not rows:
-        raise RuntimeError(f"every item failed; first error:\n{errors.examples[0]['traceback']}")
-    final = "complete" if not errors.counts else "incomplete"
-    manifest.update(inference_errors=errors.to_dict(), n_predictions=len(rows), model_runtime=_runtime(model))
-    manifest_path = out / manifest_name(cfg.shard)
-    if cfg.shard.enabled:
-        manifest.update(status=final, elapsed_s=round(time.time() - started, 3))
-        write_json_atomic(manifest_path, manifest)
-        text = (f"cgeval: shard {cfg.shard.index} of {cfg.shard.count} {final}: {len(rows)} predictions in "
-                f"{pred_path}{'; ' + str(errors.to_dict()['n']) + ' inference errors (re-run to retry)' if errors.counts else ''}."
-                + "".join(f"\n{line}" for line in _unscored_lines(manifest))
-                + f"\nWhen every shard is done: python -m cgeval.merge {out}")
-        _emit(text)
-        return None
-    # The status stays "running" until every output is written: a run killed while writing its report says so.
-    manifest["elapsed_s"] = round(time.time() - started, 3)
-    write_json_atomic(manifest_path, manifest)
-    metrics = write_report(out, title=f"{cfg.experiment.name} / {model.name} / {cfg.scoring.mode}")
-    manifest.update(status=final, elapsed_s=round(time.time() - started, 3))
-    write_json_atomic(manifest_path, manifest)
-    _emit(format_summary(out, metrics, report, model.name, cfg, manifest))
-    return metrics
 
 
 def unscored_counts(rows: list[dict]) -> dict:
