@@ -210,12 +210,12 @@ def _cache_root(cache_dir: str | Path | None) -> Path:
 
 def replica_dir(model_id: str, cache_dir: str | Path | None = None) -> Path:
     """Where the tiny replica of hub checkpoint ``model_id`` is cached (see `cgeval.models.tiny_hub`)."""
-    from .tiny_hub import HUB_REPLICAS
+    from .tiny_hub import HUB_REPLICAS, REPLICA_VERSION
 
     if model_id not in HUB_REPLICAS:
         raise UnknownTinyModel(f"model.tiny=true: cgeval has no tiny replica of {model_id!r}; it has one for "
                                f"{sorted(HUB_REPLICAS)}")
-    return _cache_root(cache_dir) / f"replica-{HUB_REPLICAS[model_id].name}-v{TINY_VERSION}"
+    return _cache_root(cache_dir) / f"replica-{HUB_REPLICAS[model_id].name}-v{REPLICA_VERSION}"
 
 
 def ensure_replica(model_id: str, cache_dir: str | Path | None = None) -> Path:

@@ -30,6 +30,7 @@ from typing import Any
 from . import chat_templates as T
 
 HIDDEN, HEADS, KV_HEADS, HEAD_DIM = 64, 2, 1, 32
+REPLICA_VERSION = 4  # bump when a builder changes, so stale cached replicas are never reused
 
 
 @dataclass(frozen=True)
@@ -44,14 +45,20 @@ class HubReplica:
 
 def _tokenizer(specials: list[str], chat_lines: list[str], *, bos: str | None, eos: str, pad: str,
                unk: str | None = None, extra: dict[str, str] | None = None, add_bos: bool = False,
-               padding_side: str = "left"):
-    """A fast tokenizer over the tiny BPE with the family's real special tokens (see `tiny._train_tokenizer`)."""
+               padding_side: str = "left", plain_tokens: tuple[str, ...] = ()):
+    """A fast tokenizer over the tiny BPE with the family's real special tokens (see `tiny._train_tokenizer`).
+
+    ``plain_tokens`` are ordinary (not special) vocabulary entries spelled as the real vocabulary spells them,
+    for loaders that look them up by text (vLLM's Gemma 3 reads the ids of one to four newlines)."""
+    from tokenizers import AddedToken
     from tokenizers.processors import TemplateProcessing
     from transformers import PreTrainedTokenizerFast
 
     from .tiny import _train_tokenizer
 
     tok = _train_tokenizer(specials, chat_lines)
+    if plain_tokens:
+        tok.add_tokens([AddedToken(t, normalized=False, special=False) for t in plain_tokens])
     if add_bos:  # SentencePiece-style Llama / Mistral / Gemma tokenizers put BOS before every encoded text
         bos_id = tok.token_to_id(bos)
         tok.post_processor = TemplateProcessing(single=f"{bos} $A", pair=f"{bos} $A {bos} $B",
@@ -141,6 +148,28 @@ def build_llava(out: Path, backbone: str, chat_template: str | None, processor_p
     )
     model = _seeded(LlavaForConditionalGeneration, config)
     _save(out, model, processor, tokenizer, [tokenizer.eos_token_id])
+    _published_tower_layout(out, model)
+
+
+def _published_tower_layout(out: Path, model) -> None:
+    """Rename a CLIP / SigLIP tower's weights to the published checkpoints' layout (``vision_tower.vision_model.*``).
+
+    transformers 5 saves a LLaVA's or Gemma 3's language model and projector under the published names but the
+    tower as ``vision_tower.embeddings...``, a layout no published checkpoint has and vLLM cannot load. The renamed
+    folder is read back and must give every tensor of the model exactly (nothing left randomly initialised)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    path = out / "model.safetensors"
+    tensors = load_file(path)
+    renamed = {("vision_tower.vision_model." + k[len("vision_tower."):]
+                if k.startswith("vision_tower.") and not k.startswith("vision_tower.vision_model.") else k): v
+               for k, v in tensors.items()}
+    save_file(renamed, path, metadata={"format": "pt"})
+    back = type(model).from_pretrained(out, dtype=torch.float32).state_dict()
+    mine = model.state_dict()
+    if back.keys() != mine.keys() or any(not torch.equal(back[k], mine[k]) for k in mine):
+        raise RuntimeError(f"tiny replica in {out}: the published weight layout does not load back to the same weights")
 
 
 # --- Qwen2-VL / Qwen2.5-VL -------------------------------------------------------------------------------------
@@ -206,6 +235,7 @@ def build_gemma3(out: Path, chat_template: str) -> None:
 
     tokenizer = _tokenizer(GEMMA_SPECIALS, ["<start_of_turn>user\n", "<start_of_turn>model\n"],
                            bos="<bos>", eos="<eos>", pad="<pad>", unk="<unk>", add_bos=True,
+                           plain_tokens=("\n\n\n\n", "\n\n\n", "\n\n", "\n"),
                            extra={"image_token": "<image_soft_token>", "boi_token": "<start_of_image>",
                                   "eoi_token": "<end_of_image>"})
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in GEMMA_SPECIALS}
@@ -225,6 +255,7 @@ def build_gemma3(out: Path, chat_template: str) -> None:
                              image_token_index=ids["<image_soft_token>"])
     model = _seeded(tf.Gemma3ForConditionalGeneration, config)
     _save(out, model, processor, tokenizer, [ids["<eos>"], ids["<end_of_turn>"]])
+    _published_tower_layout(out, model)
 
 
 # --- Mllama (Llama 3.2 Vision) --------------------------------------------------------------------------------

@@ -53,7 +53,7 @@ def _settled(reply: str) -> str:
 def _compose(name: str, *overrides: str):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose(config_name="config", overrides=[f"model={name}", "model.tiny=true", "progress=false",
-                                                        "data.max_items_per_file=3", *overrides])
+                                                        "data.max_items_per_file=2", *overrides])
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +99,7 @@ def test_vllm_engine_matches_hf_on_the_sample(name, engine_env, tmp_path):
         gc.collect()
 
     hf_gen, vl_gen = outputs["hf", "generate"], outputs["vllm", "generate"]
-    assert hf_gen.keys() == vl_gen.keys() and len(hf_gen) >= 30
+    assert hf_gen.keys() == vl_gen.keys() and len(hf_gen) >= 20
     same = sum(_settled(hf_gen[i]["response"]) == _settled(vl_gen[i]["response"]) for i in hf_gen)
     assert same == len(hf_gen), f"{name}: {len(hf_gen) - same} of {len(hf_gen)} greedy replies differ"
     for i in hf_gen:  # the prompt vLLM rendered is the one the hf back end rendered
