@@ -156,7 +156,8 @@ def find_qa_files(root: Path, source: str) -> dict[int, Path]:
 def _read_json_list(path: Path) -> list:
     try:
         with path.open("rb") as f:
-            data = json.loads(f.read().decode("utf-8"))
+            # utf-8-sig: a file saved by an editor that writes a byte-order mark reads like any other.
+            data = json.loads(f.read().decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise MedMatFormatError(f"{path}: not valid UTF-8 JSON ({e})") from e
     if not isinstance(data, list):

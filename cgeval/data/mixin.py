@@ -172,7 +172,7 @@ def record_to_item(rec: dict, where: str, root: Path, skips: _Skips) -> Item | N
 
 def _read_records(path: Path) -> list:
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
+        data = json.loads(path.read_bytes().decode("utf-8-sig"))  # a leading byte-order mark is accepted
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise MixInFormatError(f"split.mix_in.file {path}: not valid UTF-8 JSON ({e})") from e
     if not isinstance(data, list):

@@ -245,3 +245,38 @@ def test_items_file_restricts_and_reports(tmp_path, sample_copy):
         load_medmat(sample_copy, items_file=ids)
     with pytest.raises(ItemsFileError, match="does not exist"):
         load_medmat(sample_copy, items_file=tmp_path / "nope.jsonl")
+
+
+def many_options(n: int) -> str:
+    """A Question-choice with ``n`` option lines lettered A, B, ..., Z, AA, AB, ... (more than any record may have)."""
+    letters = [chr(65 + i) if i < 26 else "A" + chr(65 + i - 26) for i in range(n)]
+    return "Which one?\n" + "\n".join(f"{l}: label {i}" for i, l in enumerate(letters)) + "\nAnswer with the letter."
+
+
+@pytest.mark.parametrize("n", [26, 30])
+def test_too_many_options_is_an_option_parse_error(n):
+    with pytest.raises(OptionParseError, match="found 26"):
+        parse_question_choice(many_options(n))
+
+
+def test_a_record_with_26_or_30_options_is_skipped_and_counted(sample_copy):
+    def edit(recs):
+        recs[0]["Question-choice"] = many_options(26)
+        recs[1]["Question-choice"] = many_options(30)
+
+    _rewrite(_subset_file(sample_copy, 2), edit)
+    items, report = load_medmat(sample_copy)
+    assert report.skipped == {"unparseable_options": 2}
+    assert len(items) == 118 and report.examples["unparseable_options"][0].startswith("Subset--02-train.json[0]")
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path, sample_copy):
+    # Files saved by editors that write a UTF-8 byte-order mark: the QA files and an items file.
+    for path in [_subset_file(sample_copy, 2), sample_copy / "Original_Medical_Datasets" / "ori--02-train.json"]:
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    items, report = load_medmat(sample_copy, subsets=[2])
+    assert len(items) == 10 and report.n_skipped == 0
+    assert len(load_medmat(sample_copy, source="datasets", datasets=[2])[0]) == 10
+    ids = tmp_path / "ids.jsonl"
+    ids.write_bytes(b"\xef\xbb\xbf" + b'{"item_id": "S02-1"}\n{"item_id": "S02-2"}\n')
+    assert sorted(it.item_id for it in load_medmat(sample_copy, items_file=ids)[0]) == ["S02-1", "S02-2"]

@@ -100,6 +100,18 @@ def test_bad_records_are_counted_skips_and_all_good_ones_kept(mix_file: Path):
     assert mix.manifest["answer_letters"] == {"A": 3, "B": 3, "C": 2, "D": 2} and mix.adjustments == []
 
 
+def test_records_with_26_or_30_options_are_counted_not_fatal(tmp_path: Path, mix_file: Path):
+    records = json.loads(mix_file.read_text())
+    for i, n in enumerate((26, 30)):
+        letters = [chr(65 + k) if k < 26 else "A" + chr(39 + k) for k in range(n)]
+        text = "Which?\n" + "\n".join(f"{l}: thing {k}" for k, l in enumerate(letters)) + "\n" + INSTRUCTION
+        records.append({**records[1], "id": 200 + i, "Question-choice": text})
+    mix_file.write_text(json.dumps(records), encoding="utf-8")
+    mix = load_mix_in(MixInSpec(file=str(mix_file)), seed=0)
+    assert mix.manifest["skipped"]["unparseable_options"] == EXPECTED_SKIPS["unparseable_options"] + 2
+    assert mix.manifest["n"] == N_GOOD
+
+
 def test_mix_in_goes_into_every_training_arm_never_the_test_list(tmp_path: Path, split, mix_file: Path):
     mix = load_mix_in(MixInSpec(file=str(mix_file), n=4), seed=0)
     manifest = export_split(split, tmp_path / "mixed", mix_in=mix)
@@ -222,3 +234,8 @@ def test_cli_mixes_in_and_reports(tmp_path: Path, mix_file: Path):
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )
     assert missing.returncode != 0 and "MixInFileMissing" in missing.stderr
+
+
+def test_a_byte_order_mark_is_accepted(mix_file: Path):
+    mix_file.write_bytes(b"\xef\xbb\xbf" + mix_file.read_bytes())
+    assert load_mix_in(MixInSpec(file=str(mix_file)), seed=0).manifest["n"] == N_GOOD

@@ -108,6 +108,8 @@ def test_vqa_rad(tmp_path: Path):
     check_items(items)
     assert [(it.answer_text, it.area, it.modality) for it in items] == [("Yes", "Chest", "unknown"), ("No", "Abdomen", "unknown")]
     assert report.skipped == {"not_yes_no": 1, "open_ended": 1, "duplicate_id": 1, "no_image": 1}
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())  # saved with a UTF-8 byte-order mark: read the same
+    assert [it.item_id for it in load_vqa_rad(path)[0]] == [it.item_id for it in items]
 
 
 def test_slake(tmp_path: Path):

@@ -304,3 +304,32 @@ def test_a_targets_test_items_do_not_move_when_another_subsets_duplicates_change
                for i, it in enumerate(trained[:k])]
         got = build_split(base + dup, target, settings).subsets[3].test
         assert sorted(it.item_id for it in got) == want, k
+
+
+def test_cli_counts_a_26_option_record_and_reads_a_byte_order_mark(sample_copy: Path, tmp_path: Path):
+    # One hostile QA file (a record with 26 options, another with 30, saved with a byte-order mark) stops nothing:
+    # the split is built and the two records are counted skips in its manifest.
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    letters = [chr(65 + i) for i in range(26)] + ["AA", "AB", "AC", "AD"]
+
+    def many_options(n: int) -> str:
+        return "Which one?\n" + "\n".join(f"{l}: label {l}" for l in letters[:n]) + "\nAnswer with the letter."
+
+    path = sample_copy / "Aggregated_Subsets" / "Subset--28-train.json"
+    records = json.loads(path.read_text())
+    records[0]["Question-choice"] = many_options(26)
+    records[1]["Question-choice"] = many_options(30)
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(records).encode())
+    out = tmp_path / "out"
+    run = subprocess.run(
+        [sys.executable, "-m", "cgeval.split", "split=sample", "experiment=table3_area_lung_ct_covid",
+         f"data.root={sample_copy}", f"split.out={out}"],
+        cwd=repo, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["load_report"]["skipped"] == {"unparseable_options": 2}
+    assert manifest["load_report"]["n_items"] == 118 and manifest["arms"]["related"]["by_subset"]["28"] > 0

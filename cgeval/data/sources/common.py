@@ -148,7 +148,7 @@ def read_records(path: Path) -> list:
     """A JSON list, or JSON Lines (one object a line); anything else is a named format error."""
     if not path.is_file():
         raise DataRootNotFound(f"{path} does not exist or is not a file")
-    text = path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8-sig")  # a leading byte-order mark is accepted
     if path.suffix == ".jsonl":
         out = []
         for i, line in enumerate(text.splitlines()):
