@@ -33,6 +33,8 @@ def split_experiment(data: DataConfig, experiment: ExperimentConfig, split_cfg: 
         datasets=data.datasets,
         max_items_per_file=data.max_items_per_file,
         verify_images=data.verify_images,
+        max_image_pixels=data.max_image_pixels,
+        image_roots=data.image_roots,
         io_workers=data.io_workers,
         seed=settings.seed,
     )
@@ -46,6 +48,7 @@ def split_experiment(data: DataConfig, experiment: ExperimentConfig, split_cfg: 
             allow_short=settings.allow_short,
             test_images=split_test_image_keys(split.tested_images, items, settings.image_identity),
             image_identity=settings.image_identity,
+            max_image_pixels=data.max_image_pixels,
         )
     return export_split(
         split,

@@ -112,6 +112,18 @@ def test_records_with_26_or_30_options_are_counted_not_fatal(tmp_path: Path, mix
     assert mix.manifest["n"] == N_GOOD
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Pillow's own warning at open (> 89 Mpx)
+def test_an_image_above_the_pixel_cap_is_counted_and_never_decoded(mix_file: Path):
+    Image.new("1", (12_000, 12_000)).save(mix_file.parent / "imgs" / "g3.png")  # 144 Mpx in a few tens of KB
+    (mix_file.parent / "imgs" / "g3.jpg").unlink(missing_ok=True)
+    records = json.loads(mix_file.read_text())
+    records[3]["image"] = "imgs/g3.png"
+    mix_file.write_text(json.dumps(records), encoding="utf-8")
+    mix = load_mix_in(MixInSpec(file=str(mix_file)), seed=0)
+    assert mix.manifest["skipped"] == {**EXPECTED_SKIPS, "image_too_large": 1} and mix.manifest["n"] == N_GOOD - 1
+    assert load_mix_in(MixInSpec(file=str(mix_file)), seed=0, max_image_pixels=None).manifest["n"] == N_GOOD
+
+
 def test_mix_in_goes_into_every_training_arm_never_the_test_list(tmp_path: Path, split, mix_file: Path):
     mix = load_mix_in(MixInSpec(file=str(mix_file), n=4), seed=0)
     manifest = export_split(split, tmp_path / "mixed", mix_in=mix)

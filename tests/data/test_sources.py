@@ -147,7 +147,12 @@ def test_pathvqa(tmp_path: Path):
     assert report.skipped == {"open_ended": 1, "image_missing": 1}
     (tmp_path / "images" / "train" / "train_0001.jpg").write_bytes(b"not an image")
     assert load_pathvqa(path)[1].skipped["image_unreadable"] == 1
-    assert load_pathvqa(path, verify_images=False)[1].n_items == 1
+    # Without verification the header is still read (for the pixel cap): a file that is no image is still found.
+    assert load_pathvqa(path, verify_images=False)[1].skipped["image_unreadable"] == 1
+    image = tmp_path / "images" / "train" / "train_0001.jpg"
+    Image.new("1", (9_000, 9_000)).save(image, format="PNG")  # 81 Mpx: above the default pixel cap
+    assert load_pathvqa(path, verify_images=False)[1].skipped == {"open_ended": 1, "image_missing": 1,
+                                                                  "image_too_large": 1}
     (tmp_path / "bad.json").write_text('{"image": "x"}')
     with pytest.raises(MedMatFormatError, match="list"):
         load_pathvqa(tmp_path / "bad.json")
