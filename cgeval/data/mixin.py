@@ -196,7 +196,7 @@ def load_mix_in(
     seed: int,
     allow_short: bool = False,
     test_images: frozenset[str] | set[str] = frozenset(),
-    image_identity: str = "path",
+    image_identity: str = "content",
     max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
 ) -> MixIn:
     """Read, check and draw the mix-in records.

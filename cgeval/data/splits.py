@@ -7,7 +7,9 @@ Same inputs, same output: every random choice draws from a generator seeded by (
 nothing depends on time, file order or hash randomisation.
 
 Per subset (MEDMAT_FACTS "The paper's protocol"):
-- Images, not records, are split: all records of one image land on the same side. The side comes from the
+- Images, not records, are split: all records of one image land on the same side. An image is its content
+  (sha256 of the file, ``image_identity: content``, the default), so byte-identical copies under other names
+  are one image; ``path`` tells images apart by path only and is warned about. The side comes from the
   image path when every image carries a ``train``/``test`` folder (the original split), else a seeded,
   label-stratified 9:1 draw.
 - An image that sits on the test side anywhere (in any subset) is removed from every training side: the same
@@ -37,6 +39,7 @@ checked against `Split.tested_images`; `cgeval.data.candidates` enumerates every
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
@@ -51,6 +54,14 @@ AXES = ("modality", "area", "task")
 RELATED_ARMS = ("related", "baseline_plus")
 FIG4_ARMS = ("all_unrelated", "all_related", "wo_modality", "wo_area", "wo_task", "all_data")
 ARMS = RELATED_ARMS + FIG4_ARMS
+
+log = logging.getLogger(__name__)
+
+PATH_IDENTITY_WARNING = (
+    "split.image_identity=path: images are told apart by file path only, so a byte-identical copy filed under "
+    "another name (duplicated source datasets do this) can train while its twin is tested; "
+    "split.image_identity=content (the default) hashes every image and cannot leak that way"
+)
 
 _TRAIN_DIRS = {"train", "training"}
 _TEST_DIRS = {"test", "testing", "val", "valid", "validation"}
@@ -105,7 +116,7 @@ class SplitSettings:
     total_cap: int | None = 15000  # default size of the Fig. 4 arms; an experiment's total_cap wins
     original_split: str = "auto"  # auto: use train/test folders in image paths when every image has one
     duplicates: str = "test_wins"  # test_wins: shared images leave every training side | error
-    image_identity: str = "path"  # path | content (sha256 of the file: catches copies under other names)
+    image_identity: str = "content"  # content (sha256 of the file: catches copies under other names) | path
     allow_short: bool = False  # keep an arm smaller than asked, recorded in the manifest, instead of failing
 
     def __post_init__(self) -> None:
@@ -603,6 +614,10 @@ def build_arms(target: TargetSpec, splits: dict[int, SubsetSplit], settings: Spl
 
 
 def build_split(items: list[Item], target: TargetSpec, settings: SplitSettings) -> Split:
+    warnings = []
+    if settings.image_identity == "path":
+        log.warning(PATH_IDENTITY_WARNING)
+        warnings.append(PATH_IDENTITY_WARNING)
     adjust = _Adjustments()
     cache: dict[str, str] = {}
     splits, duplicates, tested_images = split_subsets(items, settings, adjust, cache)
@@ -644,6 +659,7 @@ def build_split(items: list[Item], target: TargetSpec, settings: SplitSettings) 
         "subsets": {f"{n:02d}": s.summary() for n, s in sorted(splits.items())},
         "duplicates": duplicates,
         "adjustments": adjust.rows,
+        "warnings": warnings,
     }
     _check_no_leak(arms, tested_images, settings, cache)
     return Split(

@@ -4,6 +4,7 @@ import hashlib
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -190,18 +191,23 @@ def test_relative_export_keeps_mix_in_images_absolute(tmp_path: Path, split, mix
 
 
 def test_an_image_on_a_test_side_never_trains(tmp_path: Path, split, sample_items, mix_file: Path):
-    records = json.loads(mix_file.read_text())
-    test_image = split.test[0].image_path
-    records.append({**records[1], "id": 200, "image": test_image})
-    leaky = mix_file.with_name("leaky.json")
-    leaky.write_text(json.dumps(records), encoding="utf-8")
-    keys = split_test_image_keys(split.tested_images, sample_items, "path")
-    assert str(Path(test_image)) in keys
-    mix = load_mix_in(MixInSpec(file=str(leaky)), seed=0, test_images=keys)
-    assert mix.manifest["skipped"]["image_in_test_set"] == 1 and mix.manifest["n"] == N_GOOD
-    by_content = load_mix_in(MixInSpec(file=str(leaky)), seed=0, image_identity="content",
-                             test_images=frozenset({"sha256:" + hashlib.sha256(Path(test_image).read_bytes()).hexdigest()}))
-    assert by_content.manifest["skipped"]["image_in_test_set"] == 1
+    by_path = build_split(sample_items, split.target, replace(SMALL, image_identity="path"))
+    for identity, built in (("content", split), ("path", by_path)):
+        records = json.loads(mix_file.read_text())
+        test_image = built.test[0].image_path
+        records.append({**records[1], "id": 200, "image": test_image})
+        leaky = mix_file.with_name(f"leaky_{identity}.json")
+        leaky.write_text(json.dumps(records), encoding="utf-8")
+        keys = split_test_image_keys(built.tested_images, sample_items, identity)
+        expected_key = ("sha256:" + hashlib.sha256(Path(test_image).read_bytes()).hexdigest()
+                        if identity == "content" else str(Path(test_image)))
+        assert expected_key in keys
+        mix = load_mix_in(MixInSpec(file=str(leaky)), seed=0, test_images=keys, image_identity=identity)
+        assert mix.manifest["skipped"]["image_in_test_set"] == 1 and mix.manifest["n"] == N_GOOD
+    # Content is the default, as in the split.
+    assert load_mix_in(MixInSpec(file=str(mix_file.with_name("leaky_content.json"))), seed=0,
+                       test_images=split_test_image_keys(split.tested_images, sample_items, "content")
+                       ).manifest["skipped"]["image_in_test_set"] == 1
 
 
 def test_named_errors_and_the_allow_short_convention(tmp_path: Path, mix_file: Path):
