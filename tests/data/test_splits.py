@@ -374,7 +374,7 @@ def test_by_default_a_copy_under_another_name_never_trains(sample_copy: Path, ca
     assert split.settings.image_identity == "content" and not leaked(split)
     assert split.manifest["warnings"] == [] and not caplog.records
     by_path = build_split(items, target, replace(settings, image_identity="path"))
-    assert len(leaked(by_path)) == 7  # what path identity lets through on this data (the reason for the default)
+    assert len(leaked(by_path)) >= 5  # most of the 10 tested images train too: the reason for the default
     assert by_path.manifest["warnings"] and "image_identity=path" in caplog.text
 
 
