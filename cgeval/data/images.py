@@ -3,8 +3,8 @@ decodes. Each failed check is a skip reason the loaders count (`image_problem`, 
 
 The pixel cap is read from the file's header (``Image.open`` parses the header and decodes nothing), so an
 image bomb (a 12,000 x 12,000 PNG of 140 KB, which Pillow decodes into 432 MB, under its own 179 Mpx limit) is
-refused before any pixel is decoded. The default, 50 Mpx, is several times the size of the largest images in
-the Med-MAT source datasets (full-field mammograms and fundus photographs of a few thousand pixels a side);
+refused before any pixel is decoded. The default, 50 Mpx, is far above the images of the Med-MAT source datasets
+(the largest, full-field mammograms and fundus photographs, are a few thousand pixels a side);
 ``data.max_image_pixels`` raises it, ``null`` leaves only Pillow's own limit.
 """
 

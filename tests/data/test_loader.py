@@ -294,7 +294,7 @@ def test_a_byte_order_mark_is_accepted(tmp_path, sample_copy):
 
 @pytest.fixture(scope="module")
 def image_bomb(tmp_path_factory) -> Path:
-    """A 12,000 x 12,000 PNG (144 Mpx, under Pillow's own limit) of a few tens of KB: one bit a pixel, all zero."""
+    """A 12,000 x 12,000 PNG (144 Mpx, under Pillow's own limit) of about 18 KB: one bit a pixel, all zero."""
     from PIL import Image
 
     path = tmp_path_factory.mktemp("bomb") / "bomb.png"
