@@ -19,16 +19,16 @@ question, the default) or ``none`` (``<image>`` + question). For the trained use
 choose what the model's chat template puts after the image:
 
 - ``newline``: llava_v1_5_7b and tiny_llava (``USER: <image>\n...``), llava_med and huatuogpt_vision_7b (the
-  templates in their configs).
+  templates in their configs), internvl3_8b (``<IMG_CONTEXT>\n`` then the question).
 - ``none``: qwen2_vl_7b, qwen2_5_vl_7b, lingshu_7b and tiny_qwen2_vl (``<|vision_start|><|image_pad|><|vision_end|>``
   then the question), llama3_2_vision_11b (``<|image|>`` then the question), medgemma_4b (``<start_of_image>`` then
   the question).
 
 That holds for LLaMA-Factory, whose multimodal plugins replace the tag with image tokens only. ms-swift's templates
 may write more than the image marker in its place (its ``llava1_5_hf`` template writes ``<image>\n``, so LLaVA-1.5
-in ms-swift needs ``none``): check ``replace_tag`` of the template your ms-swift version uses. The tiny models' and
-the LLaVA-Med / HuatuoGPT templates are checked against these values in the tests; the rest follow the checkpoints'
-published chat templates. Only the user turn is ours: the system prompt and the role markers come from the tool's
+in ms-swift needs ``none``): check ``replace_tag`` of the template your ms-swift version uses. The tests render
+every config's template (the checkpoints' published ones, `cgeval.models.chat_templates`, and the configs' own)
+and check these values against it. Only the user turn is ours: the system prompt and the role markers come from the tool's
 ``template`` (LLaMA-Factory) or model type (ms-swift), which should match the model's chat template. The manifest
 records ``image_separator``.
 

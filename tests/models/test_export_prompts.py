@@ -9,15 +9,33 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from transformers.utils.chat_template_utils import render_jinja_template
+
 from cgeval.data.export import IMAGE_TAG, item_messages
+from cgeval.data.loader import load_medmat
+from cgeval.data.sample import SAMPLE_ROOT
+from cgeval.models import chat_templates as published
 from cgeval.models.prompt import PromptTemplate, chat_messages
 
 REPO = Path(__file__).resolve().parents[2]
-# LLaMA-Factory's multimodal plugins put the model's image tokens where the tag was (one image token here; the
-# processor expands it to the image's length, in training as in evaluation) and keep the text after the tag.
-LLAMAFACTORY_IMAGE = {"tiny_llava": "<image>", "tiny_qwen2_vl": "<|vision_start|><|image_pad|><|vision_end|>"}
-# The table in cgeval/data/export.py, for the templates that can be rendered here.
-SEPARATOR = {"tiny_llava": "newline", "tiny_qwen2_vl": "none", "llava_med": "newline", "huatuogpt_vision_7b": "newline"}
+QWEN_VISION = "<|vision_start|><|image_pad|><|vision_end|>"
+# What stands for the image in the rendered prompt (before the processor expands it to the image's length) and
+# what LLaMA-Factory's multimodal plugins put where the exported tag was: they keep the text after the tag.
+IMAGE_MARKER = {
+    "tiny_llava": "<image>", "llava_v1_5_7b": "<image>", "llava_med": "<image>", "huatuogpt_vision_7b": "<image>",
+    "tiny_qwen2_vl": QWEN_VISION, "qwen2_vl_7b": QWEN_VISION, "qwen2_5_vl_7b": QWEN_VISION, "lingshu_7b": QWEN_VISION,
+    "medgemma_4b": "<start_of_image>", "llama3_2_vision_11b": "<|image|>", "internvl3_8b": "<IMG_CONTEXT>",
+}
+# The table in cgeval/data/export.py.
+SEPARATOR = {
+    "tiny_llava": "newline", "llava_v1_5_7b": "newline", "llava_med": "newline", "huatuogpt_vision_7b": "newline",
+    "internvl3_8b": "newline", "tiny_qwen2_vl": "none", "qwen2_vl_7b": "none", "qwen2_5_vl_7b": "none",
+    "lingshu_7b": "none", "medgemma_4b": "none", "llama3_2_vision_11b": "none",
+}
+# The chat template each hub model config evaluates with: the checkpoint's published one, or the config's own.
+PUBLISHED = {"llava_v1_5_7b": published.LLAVA_1_5, "qwen2_vl_7b": published.QWEN2_VL,
+             "qwen2_5_vl_7b": published.QWEN2_5_VL, "lingshu_7b": published.LINGSHU, "medgemma_4b": published.GEMMA3,
+             "llama3_2_vision_11b": published.LLAMA3_2_VISION, "internvl3_8b": published.INTERNVL3}
 
 
 def _config_template(model: str) -> str:
@@ -35,23 +53,26 @@ def _trained_user_turn(item, separator: str, image: str) -> str:
     return user.replace(IMAGE_TAG, image)
 
 
-@pytest.mark.parametrize("name", sorted(LLAMAFACTORY_IMAGE))
-def test_the_tiny_models_evaluate_the_prompt_they_are_trained_on(tiny_adapters, mixed_batch, name):
-    adapter = tiny_adapters[name]
+def _check(evaluated: str, item, name: str) -> None:
     other = "none" if SEPARATOR[name] == "newline" else "newline"
-    for item in mixed_batch:
-        evaluated = adapter.prompt_text(item)
-        assert _trained_user_turn(item, SEPARATOR[name], LLAMAFACTORY_IMAGE[name]) in evaluated
-        assert _trained_user_turn(item, other, LLAMAFACTORY_IMAGE[name]) not in evaluated  # the choice matters
+    assert _trained_user_turn(item, SEPARATOR[name], IMAGE_MARKER[name]) in evaluated, (name, evaluated)
+    assert _trained_user_turn(item, other, IMAGE_MARKER[name]) not in evaluated  # the choice matters
 
 
-@pytest.mark.parametrize("model", ["llava_med", "huatuogpt_vision_7b"])
-def test_the_configs_own_templates_match_their_separator(tiny_adapters, mixed_batch, model):
-    processor = tiny_adapters["tiny_llava"].processor  # any processor renders a given template
-    template = _config_template(model)
+@pytest.mark.parametrize("name", sorted(set(PUBLISHED) | {"llava_med", "huatuogpt_vision_7b"}))
+def test_every_hub_models_template_renders_the_exported_user_turn(name):
+    template = PUBLISHED.get(name) or _config_template(name)
+    items, _ = load_medmat(SAMPLE_ROOT, verify_images=False)
+    for item in items[::10]:  # Med-MAT questions carry no outer whitespace (Gemma 3 and HuatuoGPT trim it)
+        assert item.prompt == item.prompt.strip()
+        (evaluated,), _ = render_jinja_template(
+            conversations=[chat_messages(item, PromptTemplate())], chat_template=template, add_generation_prompt=True,
+            bos_token="<s>", eos_token="</s>")
+        _check(evaluated, item, name)
+
+
+@pytest.mark.parametrize("name", ["tiny_llava", "tiny_qwen2_vl"])
+def test_the_tiny_models_evaluate_the_prompt_they_are_trained_on(tiny_adapters, mixed_batch, name):
+    # Through the adapter, exactly as a run renders its prompts.
     for item in mixed_batch:
-        evaluated = processor.apply_chat_template(chat_messages(item, PromptTemplate()), chat_template=template,
-                                                  add_generation_prompt=True, tokenize=False)
-        trained = _trained_user_turn(item, SEPARATOR[model], "<image>")
-        # HuatuoGPT's template trims the question; the records' questions carry no outer whitespace.
-        assert trained in evaluated, (trained, evaluated)
+        _check(tiny_adapters[name].prompt_text(item), item, name)
