@@ -7,6 +7,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from .data.images import DEFAULT_MAX_IMAGE_PIXELS
 from .data.sample import SAMPLE_ROOT
 
 # `data.root: ${cgeval.sample_root:}` points at the embedded sample shipped with the package.
@@ -28,6 +29,8 @@ class DataConfig:
     max_items_per_file: int | None = None
     items_file: str | None = None  # JSONL with item_id per line: evaluate only those (e.g. a split's test list)
     verify_images: bool = True
+    max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS  # width x height from the header; None: Pillow's limit
+    image_roots: list[str] | None = None  # folders outside root that symlinked image folders may lead into
     io_workers: int = 8
 
 

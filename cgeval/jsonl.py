@@ -57,7 +57,7 @@ def iter_jsonl(path: str | Path, *, bad_lines: BadLines = "raise",
     with path.open("rb") as f:
         for lineno, raw in enumerate(f, 1):
             try:
-                text = raw.decode("utf-8")
+                text = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")  # a leading byte-order mark is accepted
             except UnicodeDecodeError:
                 if tolerant:
                     yield lineno, None

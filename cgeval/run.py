@@ -249,7 +249,8 @@ def _run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None, out:
     d = cfg.data
     items, report = load_medmat(d.root, source=d.source, subsets=d.subsets, datasets=d.datasets,
                                 max_items_per_file=d.max_items_per_file, items_file=d.items_file,
-                                verify_images=d.verify_images, io_workers=d.io_workers, seed=cfg.seed)
+                                verify_images=d.verify_images, max_image_pixels=d.max_image_pixels,
+                                image_roots=d.image_roots, io_workers=d.io_workers, seed=cfg.seed)
     labels = {it.item_id: heldout.label(it) for it in items}
     seen = [it for it in items if labels[it.item_id][0] == "seen"]
     if isinstance(model, FitsOnSeen):

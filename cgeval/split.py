@@ -19,7 +19,7 @@ from .data.loader import DataError, load_medmat
 from .data.mixin import MixInSpec, load_mix_in, split_test_image_keys
 from .data.splits import SplitSettings, TargetSpec, build_split
 
-_EXPORT_KEYS = ("formats", "image_paths", "out", "mix_in")
+_EXPORT_KEYS = ("formats", "image_paths", "image_separator", "out", "mix_in")
 
 
 def split_experiment(data: DataConfig, experiment: ExperimentConfig, split_cfg: dict) -> dict:
@@ -33,6 +33,8 @@ def split_experiment(data: DataConfig, experiment: ExperimentConfig, split_cfg: 
         datasets=data.datasets,
         max_items_per_file=data.max_items_per_file,
         verify_images=data.verify_images,
+        max_image_pixels=data.max_image_pixels,
+        image_roots=data.image_roots,
         io_workers=data.io_workers,
         seed=settings.seed,
     )
@@ -46,12 +48,14 @@ def split_experiment(data: DataConfig, experiment: ExperimentConfig, split_cfg: 
             allow_short=settings.allow_short,
             test_images=split_test_image_keys(split.tested_images, items, settings.image_identity),
             image_identity=settings.image_identity,
+            max_image_pixels=data.max_image_pixels,
         )
     return export_split(
         split,
         split_cfg["out"],
         formats=split_cfg.get("formats", ("llamafactory", "swift")),
         image_paths=split_cfg.get("image_paths", "absolute"),
+        image_separator=split_cfg.get("image_separator", "newline"),
         extra_manifest={"load_report": report.to_dict(), "experiment_config": experiment.__dict__},
         mix_in=mix_in,
     )
@@ -76,6 +80,10 @@ def main(cfg: DictConfig) -> None:
         + (f" | mix-in {manifest['mix_in']['n']} per arm" if manifest["mix_in"] else "")
         + f" -> {c['split']['out']}"
     )
+    if manifest["image_root"] is not None:  # relative image paths: both tools must be told the folder
+        print(f"cgeval.split: image paths are relative to {manifest['image_root']}: set LLaMA-Factory's "
+              f"media_dir to it, and ROOT_IMAGE_DIR={manifest['image_root']} for ms-swift (without it ms-swift "
+              "drops every row)")
 
 
 if __name__ == "__main__":

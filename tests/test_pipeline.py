@@ -156,3 +156,30 @@ def test_readme_demo_command_runs_a_tiny_model_end_to_end(tmp_path):
     assert all(sorted(s) == list("ABCD"[:n]) for s, n in zip(preds["option_scores"], preds["n_options"]))
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["model"]["chat_template_sha256"] and manifest["status"] == "complete"
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_cli_counts_an_image_bomb_and_a_symlink_out_of_the_root(tmp_path, sample_copy):
+    """The evaluation entry, on a root holding a 144 Mpx PNG and a dataset folder symlinked in from elsewhere:
+    both are counted skips in the manifest; ``data.image_roots`` lets the linked folder back in."""
+    from PIL import Image
+
+    Image.new("1", (12_000, 12_000)).save(sample_copy / "med-mat/Head_CT/Hemorrhage/Hemorrhage- (1).png")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.move(sample_copy / "med-mat" / "COVID-CT", elsewhere / "COVID-CT")
+    (sample_copy / "med-mat" / "COVID-CT").symlink_to(elsewhere / "COVID-CT", target_is_directory=True)
+
+    def cli(out, *extra):
+        proc = subprocess.run(
+            [sys.executable, "-m", "cgeval", "experiment=holdout_ct_lung", "model=prior", f"data.root={sample_copy}",
+             f"hydra.run.dir={out}", "progress=false", *extra],
+            cwd=REPO, capture_output=True, text=True, timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return json.loads((out / "manifest.json").read_text())["load_report"]
+
+    report = cli(tmp_path / "a")
+    assert report["skipped"] == {"image_too_large": 1, "symlink_outside_roots": 5} and report["n_items"] == 114
+    report = cli(tmp_path / "b", f"data.image_roots=[{elsewhere}]", "data.max_image_pixels=150000000")
+    assert report["n_skipped"] == 0 and report["n_items"] == 120

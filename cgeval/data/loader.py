@@ -24,9 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
-
 from ..jsonl import JsonlLineError, iter_jsonl
+from .images import DEFAULT_MAX_IMAGE_PIXELS, OUTSIDE_ROOTS, RootConfinement, check_max_pixels, image_problem
 from .records import Item, OptionParseError, parse_question_choice
 from .registry import DATASETS, SUBSETS, subset_of_dataset
 
@@ -71,6 +70,8 @@ SKIP_REASONS = (
     "path_outside_root",
     "image_folder_missing",
     "image_missing",
+    "symlink_outside_roots",  # the path is inside data.root, but a symlink on it leads outside every image root
+    "image_too_large",  # width x height (from the header) above data.max_image_pixels
     "image_unreadable",
 )
 _REQUIRED = {"id": (int, str), "image": (str,), "Question-choice": (str,), "Answer-choice": (str,), "data-no": (str, int)}
@@ -156,7 +157,8 @@ def find_qa_files(root: Path, source: str) -> dict[int, Path]:
 def _read_json_list(path: Path) -> list:
     try:
         with path.open("rb") as f:
-            data = json.loads(f.read().decode("utf-8"))
+            # utf-8-sig: a file saved by an editor that writes a byte-order mark reads like any other.
+            data = json.loads(f.read().decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise MedMatFormatError(f"{path}: not valid UTF-8 JSON ({e})") from e
     if not isinstance(data, list):
@@ -188,8 +190,8 @@ def _check_types(rec: object) -> str | None:
 def resolve_image(root: Path, rel: str) -> str | None:
     """The image's absolute path, or None when the path is absolute or escapes root.
 
-    A lexical check (no symlink resolution, one string operation per image): a dataset folder that the
-    user symlinked into ``med-mat/`` stays usable, while ``..`` and absolute paths are rejected.
+    A lexical check (one string operation per image) that rejects ``..`` and absolute paths; where symlinks
+    on the path lead is checked afterwards, against data.root and data.image_roots (`RootConfinement`).
     """
     if not rel or os.path.isabs(rel) or rel.startswith(("/", "\\")) or "\x00" in rel:
         return None
@@ -203,16 +205,6 @@ def _image_folder(rel: str) -> str:
     """The dataset folder an image lives in (``med-mat/<DatasetFolder>``), or its parent folder if shallower."""
     parts = [p for p in os.path.normpath(rel).replace("\\", "/").split("/") if p not in ("", ".")]
     return "/".join(parts[:2]) if len(parts) > 2 else ("/".join(parts[:-1]) or ".")
-
-
-def image_decodes(path: str | Path) -> bool:
-    """True when Pillow can open and verify the file (not empty, not truncated, not a decompression bomb)."""
-    try:
-        with Image.open(path) as im:
-            im.verify()
-        return True
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError):
-        return False
 
 
 def _record_to_item(rec: dict, where: str, number: int, source: str, root: Path, report: LoadReport) -> Item | None:
@@ -278,7 +270,8 @@ def parse_choice(rec: dict, where: str, skip: Callable[[str, str], None]) \
     return stem, options, gold
 
 
-def _check_images(items: list[Item], root: Path, verify: bool, workers: int, report: LoadReport) -> list[Item]:
+def _check_images(items: list[Item], root: Path, confinement: RootConfinement, verify: bool,
+                  max_pixels: int | None, workers: int, report: LoadReport) -> list[Item]:
     kept: list[Item] = []
     to_verify: list[Item] = []
     folder_exists: dict[str, bool] = {}
@@ -297,16 +290,21 @@ def _check_images(items: list[Item], root: Path, verify: bool, workers: int, rep
         if not os.path.isfile(path):
             report.skip("image_missing", f"{item.item_id}: {item.image}")
             continue
+        real = confinement.outside(path)
+        if real is not None:
+            report.skip(OUTSIDE_ROOTS, f"{item.item_id}: {item.image} -> {real} (add its folder to data.image_roots)")
+            continue
         to_verify.append(item)
-    if not verify:
+    if not verify and max_pixels is None:
         return to_verify
+    # The header (size) of every image, and with ``verify`` its full decode; never a pixel of an oversized one.
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        oks = list(pool.map(lambda it: image_decodes(it.image_path), to_verify))
-    for item, ok in zip(to_verify, oks):
-        if ok:
+        problems = list(pool.map(lambda it: image_problem(it.image_path, max_pixels, verify), to_verify))
+    for item, problem in zip(to_verify, problems):
+        if problem is None:
             kept.append(item)
         else:
-            report.skip("image_unreadable", f"{item.item_id}: {item.image}")
+            report.skip(problem, f"{item.item_id}: {item.image}")
     return kept
 
 
@@ -319,6 +317,8 @@ def load_medmat(
     max_items_per_file: int | None = None,
     items_file: str | Path | None = None,
     verify_images: bool = True,
+    max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
+    image_roots: list[str | Path] | tuple[str | Path, ...] | None = None,
     io_workers: int = 8,
     seed: int = 0,
 ) -> tuple[list[Item], LoadReport]:
@@ -327,12 +327,20 @@ def load_medmat(
     ``source`` is ``"subsets"`` (Aggregated_Subsets) or ``"datasets"`` (Original_Medical_Datasets).
     ``subsets`` / ``datasets`` restrict which files are read; requested numbers with no file are reported.
     ``max_items_per_file`` keeps a seeded random sample of each file's usable items (quick runs).
+    Images must really lie (symlinks followed) under ``root`` or one of ``image_roots``, and be at most
+    ``max_image_pixels`` by their header (None: no cap but Pillow's); ``verify_images`` also decodes each one.
     """
     if source not in ("subsets", "datasets"):
         raise ValueError(f"data.source must be 'subsets' or 'datasets', got {source!r}")
+    max_image_pixels = check_max_pixels(max_image_pixels)
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
         raise DataRootNotFound(f"data.root {root} does not exist or is not a folder")
+    extra_roots = [Path(r).expanduser().resolve() for r in (image_roots or [])]
+    absent = [str(r) for r in extra_roots if not r.is_dir()]
+    if absent:
+        raise DataRootNotFound(f"data.image_roots {absent} do not exist or are not folders")
+    confinement = RootConfinement([root, *extra_roots])
     report = LoadReport(root=str(root), source=source)
     files = find_qa_files(root, source)
     wanted = subsets if source == "subsets" else datasets
@@ -373,7 +381,7 @@ def load_medmat(
         if selected is not None:
             report.not_selected += sum(1 for it in file_items if it.item_id not in selected)
             file_items = [it for it in file_items if it.item_id in selected]
-        file_items = _check_images(file_items, root, verify_images, io_workers, report)
+        file_items = _check_images(file_items, root, confinement, verify_images, max_image_pixels, io_workers, report)
         if max_items_per_file is not None and len(file_items) > max_items_per_file:
             report.subsampled_out += len(file_items) - max_items_per_file
             # One generator per file, drawing from the items by id: a file's sample does not depend on which

@@ -36,7 +36,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .loader import image_decodes, items_hash, parse_choice, record_problem, resolve_image
+from .images import DEFAULT_MAX_IMAGE_PIXELS, check_max_pixels, image_problem
+from .loader import items_hash, parse_choice, record_problem, resolve_image
 from .records import Item
 from .splits import SplitConfigError, SplitError, image_key
 
@@ -52,6 +53,7 @@ SKIP_REASONS = (
     "id_conflict",
     "path_outside_root",
     "image_missing",
+    "image_too_large",
     "image_unreadable",
     "image_in_test_set",
 )
@@ -172,7 +174,7 @@ def record_to_item(rec: dict, where: str, root: Path, skips: _Skips) -> Item | N
 
 def _read_records(path: Path) -> list:
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
+        data = json.loads(path.read_bytes().decode("utf-8-sig"))  # a leading byte-order mark is accepted
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise MixInFormatError(f"split.mix_in.file {path}: not valid UTF-8 JSON ({e})") from e
     if not isinstance(data, list):
@@ -194,14 +196,17 @@ def load_mix_in(
     seed: int,
     allow_short: bool = False,
     test_images: frozenset[str] | set[str] = frozenset(),
-    image_identity: str = "path",
+    image_identity: str = "content",
+    max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
 ) -> MixIn:
     """Read, check and draw the mix-in records.
 
     ``test_images`` holds the split's test-side images as this function compares them: absolute normalised
     paths (``image_identity="path"``) or ``sha256:<hex>`` of their content (``"content"``); see
-    `split_test_image_keys`.
+    `split_test_image_keys`. Images above ``max_image_pixels`` (by their header; data.max_image_pixels) are
+    skipped as ``image_too_large``.
     """
+    max_image_pixels = check_max_pixels(max_image_pixels)
     if not spec.enabled:
         raise SplitConfigError("load_mix_in needs split.mix_in.file")
     path = Path(spec.file).expanduser().resolve()
@@ -234,13 +239,15 @@ def load_mix_in(
     usable: list[Item] = []
     for item in candidates:
         if not os.path.isfile(item.image_path):
-            skips.add("image_missing", f"{item.item_id}: {item.image}")
-        elif spec.verify_images and not image_decodes(item.image_path):
-            skips.add("image_unreadable", f"{item.item_id}: {item.image}")
-        elif test_images and _image_identity(item, image_identity) in test_images:
-            skips.add("image_in_test_set", f"{item.item_id}: {item.image}")
-        else:
+            problem = "image_missing"
+        else:  # the header's size first: an oversized image is never decoded
+            problem = image_problem(item.image_path, max_image_pixels, spec.verify_images)
+        if problem is None and test_images and _image_identity(item, image_identity) in test_images:
+            problem = "image_in_test_set"
+        if problem is None:
             usable.append(item)
+        else:
+            skips.add(problem, f"{item.item_id}: {item.image}")
 
     adjustments: list[dict] = []
     asked = spec.n if spec.n is not None else len(usable)

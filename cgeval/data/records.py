@@ -66,7 +66,8 @@ def parse_question_choice(text: str) -> tuple[str, tuple[tuple[str, str], ...], 
     options: list[tuple[str, str]] = []
     for i, line in enumerate(lines):
         m = _OPTION_LINE.match(line)
-        expected = string.ascii_uppercase[len(options)]
+        # After Z there is no next letter: a 26th option already makes the record unparseable (too many).
+        expected = string.ascii_uppercase[len(options)] if len(options) < len(string.ascii_uppercase) else None
         if m and m.group(1) == expected and (last is None or i == last + 1):
             if first is None:
                 first = i

@@ -7,7 +7,9 @@ Same inputs, same output: every random choice draws from a generator seeded by (
 nothing depends on time, file order or hash randomisation.
 
 Per subset (MEDMAT_FACTS "The paper's protocol"):
-- Images, not records, are split: all records of one image land on the same side. The side comes from the
+- Images, not records, are split: all records of one image land on the same side. An image is its content
+  (sha256 of the file, ``image_identity: content``, the default), so byte-identical copies under other names
+  are one image; ``path`` tells images apart by path only and is warned about. The side comes from the
   image path when every image carries a ``train``/``test`` folder (the original split), else a seeded,
   label-stratified 9:1 draw.
 - An image that sits on the test side anywhere (in any subset) is removed from every training side: the same
@@ -23,7 +25,13 @@ Per target (the held-out composition), the arms:
 - ``baseline_plus``: as many items as ``related``, from subsets sharing no element with the target. Should it
   fall short (``allow_short``), ``related`` is trimmed to its size: the two are compared on equal data.
 - Fig. 4: ``all_unrelated`` (no shared element), ``all_related`` (at least one), ``wo_modality`` /
-  ``wo_area`` / ``wo_task`` (related, minus those sharing that element), ``all_data``; each capped in total.
+  ``wo_area`` / ``wo_task`` (related, minus those sharing that element), ``all_data``; each capped in total
+  (15,000), spread evenly over its subsets' capped training sets. Where those hold fewer (w/o Modality for
+  target 03 has two subsets, 6,000 capped items), the rest comes from the same subsets' full training sides:
+  every training-side item the 3,000 cap left out (a subset file merges its source datasets' records, so these
+  are the source datasets' training sides), never a test-side image, spread as evenly as the subsets allow and
+  label-balanced within each (``fig4_beyond_cap``; recorded as ``arm_beyond_subset_cap``). Test-only subsets
+  stay out of every arm.
 Every arm is shuffled (seeded), so any prefix of a training file samples all its subsets and labels.
 Subsets with the target's own composition (e.g. 14 and 15, both FP-Fundus-Diseases) are in no arm.
 When an arm cannot reach its size, the split fails with `InsufficientTrainingData`, or with
@@ -37,6 +45,7 @@ checked against `Split.tested_images`; `cgeval.data.candidates` enumerates every
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
@@ -51,6 +60,14 @@ AXES = ("modality", "area", "task")
 RELATED_ARMS = ("related", "baseline_plus")
 FIG4_ARMS = ("all_unrelated", "all_related", "wo_modality", "wo_area", "wo_task", "all_data")
 ARMS = RELATED_ARMS + FIG4_ARMS
+
+log = logging.getLogger(__name__)
+
+PATH_IDENTITY_WARNING = (
+    "split.image_identity=path: images are told apart by file path only, so a byte-identical copy filed under "
+    "another name (duplicated source datasets do this) can train while its twin is tested; "
+    "split.image_identity=content (the default) hashes every image and cannot leak that way"
+)
 
 _TRAIN_DIRS = {"train", "training"}
 _TEST_DIRS = {"test", "testing", "val", "valid", "validation"}
@@ -105,8 +122,11 @@ class SplitSettings:
     total_cap: int | None = 15000  # default size of the Fig. 4 arms; an experiment's total_cap wins
     original_split: str = "auto"  # auto: use train/test folders in image paths when every image has one
     duplicates: str = "test_wins"  # test_wins: shared images leave every training side | error
-    image_identity: str = "path"  # path | content (sha256 of the file: catches copies under other names)
+    image_identity: str = "content"  # content (sha256 of the file: catches copies under other names) | path
     allow_short: bool = False  # keep an arm smaller than asked, recorded in the manifest, instead of failing
+    # Fig. 4 arms the capped training sets cannot fill draw the rest from the same subsets' full training sides
+    # (the items the per-subset cap left out), as the paper's 15,000-item arms need; false: capped sets only.
+    fig4_beyond_cap: bool = True
 
     def __post_init__(self) -> None:
         if not 0 < self.test_fraction < 1:
@@ -188,6 +208,8 @@ class SubsetSplit:
     test_only: bool
     train: list[Item] = field(default_factory=list)
     test: list[Item] = field(default_factory=list)
+    # The training side the cap left out (train_pool - len(train) items): only Fig. 4 arms draw on it.
+    beyond_cap: list[Item] = field(default_factory=list)
 
     def summary(self) -> dict:
         return {
@@ -396,6 +418,7 @@ def split_subsets(
         if number in test_only:
             test_side = [it for k in sorted(imgs) for it in imgs[k]]
             train: list[Item] = []
+            beyond_cap: list[Item] = []
             # What its training side would have held (its own images are all on the test side now).
             elsewhere = set().union(*(images[n].keys() if n in test_only else test_keys[n]
                                       for n in images if n != number))
@@ -411,6 +434,8 @@ def split_subsets(
             pool = [it for k in pools[number] for it in imgs[k]]
             pool_n = len(pool)
             train = balanced_take(pool, settings.train_cap_per_subset, rng)
+            taken = {it.item_id for it in train}
+            beyond_cap = [it for it in pool if it.item_id not in taken]
             test_side = [it for k in sorted(test_keys[number]) for it in imgs[k]]
         # Its own generator: the test draw must not depend on how much the training draw consumed (which moves
         # with duplicates in other subsets, i.e. with which image folders a user has).
@@ -425,6 +450,7 @@ def split_subsets(
             test_only=number in test_only,
             train=train,
             test=test,
+            beyond_cap=beyond_cap,
         )
     return result, duplicates, global_test
 
@@ -453,26 +479,43 @@ def _take_across(
     settings: SplitSettings,
     adjust: _Adjustments,
     why: str,
+    beyond_cap: bool = False,
 ) -> list[Item]:
-    """``size`` items spread as evenly as possible over the subsets' training sets (all when size is None)."""
+    """``size`` items spread as evenly as possible over the subsets' training sets (all when size is None).
+
+    With ``beyond_cap`` (Fig. 4 arms), when the capped training sets hold fewer than ``size``, all of them are
+    taken and the rest is drawn from the same subsets' full training sides (`SubsetSplit.beyond_cap`), spread as
+    evenly as those allow and label-balanced within each subset; recorded as ``arm_beyond_subset_cap``."""
     capacity = {n: len(splits[n].train) for n in subsets}
     total = sum(capacity.values())
     if size is None:
         size = total
-    if total < size:
+    extra = {n: 0 for n in subsets}
+    if total < size and beyond_cap:
+        extra = water_fill({n: len(splits[n].beyond_cap) for n in subsets}, size - total)
+        adjust.add(
+            "arm_beyond_subset_cap", sum(extra.values()), arm=arm,
+            by_subset={f"{n:02d}": c for n, c in sorted(extra.items()) if c},
+            detail=f"the capped training sets hold {total}; the rest comes from the same subsets' full training sides",
+        )
+    available = total + sum(extra.values())
+    if available < size:
         if not settings.allow_short:
+            where = "their full training sides" if beyond_cap else "after caps and test-only marking"
             raise InsufficientTrainingData(
                 f"arm {arm!r} needs {size} training items ({why}) but its subsets "
-                f"{[f'{n:02d}' for n in subsets]} hold {total} after caps and test-only marking; "
+                f"{[f'{n:02d}' for n in subsets]} hold {available} ({where}); "
                 "lower the cap, add data, or set split.allow_short=true to keep a smaller, recorded arm"
             )
-        adjust.add("arm_short_of_size", size - total, arm=arm, asked=size, available=total, detail=why)
-        size = total
-    quota = water_fill(capacity, size)
+        adjust.add("arm_short_of_size", size - available, arm=arm, asked=size, available=available, detail=why)
+        size = available
+    quota = water_fill(capacity, min(size, total))
     out: list[Item] = []
     for n in sorted(subsets):
         rng = _rng(settings.seed, "arm", arm, n)
         out.extend(splits[n].train if quota[n] == capacity[n] else balanced_take(splits[n].train, quota[n], rng))
+        if extra[n]:
+            out.extend(balanced_take(splits[n].beyond_cap, extra[n], _rng(settings.seed, "beyond_cap", arm, n)))
     return out
 
 
@@ -590,7 +633,8 @@ def build_arms(target: TargetSpec, splits: dict[int, SubsetSplit], settings: Spl
                     f"experiment {target.name!r}: arm {arm!r} has no trainable subset (test-only subsets: "
                     f"{sorted(n for n in splits if splits[n].test_only)})"
                 )
-            arms[arm] = _take_across(arm, subsets, splits, cap, settings, adjust, f"total cap {cap}")
+            arms[arm] = _take_across(arm, subsets, splits, cap, settings, adjust, f"total cap {cap}",
+                                     beyond_cap=settings.fig4_beyond_cap)
     if not need_related:
         info["related_subsets"] = None
     if "related" in arms and "related" not in target.arms:
@@ -603,6 +647,10 @@ def build_arms(target: TargetSpec, splits: dict[int, SubsetSplit], settings: Spl
 
 
 def build_split(items: list[Item], target: TargetSpec, settings: SplitSettings) -> Split:
+    warnings = []
+    if settings.image_identity == "path":
+        log.warning(PATH_IDENTITY_WARNING)
+        warnings.append(PATH_IDENTITY_WARNING)
     adjust = _Adjustments()
     cache: dict[str, str] = {}
     splits, duplicates, tested_images = split_subsets(items, settings, adjust, cache)
@@ -644,6 +692,7 @@ def build_split(items: list[Item], target: TargetSpec, settings: SplitSettings) 
         "subsets": {f"{n:02d}": s.summary() for n, s in sorted(splits.items())},
         "duplicates": duplicates,
         "adjustments": adjust.rows,
+        "warnings": warnings,
     }
     _check_no_leak(arms, tested_images, settings, cache)
     return Split(

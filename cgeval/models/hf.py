@@ -195,8 +195,9 @@ class HFAdapter:
         load_kwargs: dict[str, Any] = {}
         if path is None and revision is not None:
             load_kwargs["revision"] = revision
-        if self.trust_remote_code:  # passed only when asked for, and recorded in describe()
-            load_kwargs["trust_remote_code"] = True
+        # Always passed, so false means false: left unset, transformers asks on a terminal whether to run a
+        # folder's custom code (auto_map). Recorded in describe().
+        load_kwargs["trust_remote_code"] = self.trust_remote_code
         model_cls = getattr(transformers, model_class, None)
         if model_cls is None or not hasattr(model_cls, "from_pretrained"):
             raise ModelLoadError(f"model {name!r}: transformers has no model class {model_class!r}")
@@ -207,6 +208,8 @@ class HFAdapter:
         if attn_implementation is not None:
             model_kwargs["attn_implementation"] = attn_implementation
         try:
+            # The config first: AutoProcessor swallows the config's refusal to run custom code into a vaguer error.
+            transformers.AutoConfig.from_pretrained(source, **load_kwargs)
             self.processor = transformers.AutoProcessor.from_pretrained(source, **load_kwargs,
                                                                        **self.processor_kwargs)
             self.model = model_cls.from_pretrained(source, **model_kwargs)

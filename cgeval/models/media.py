@@ -55,8 +55,14 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 def load_rgb(path: str, pad_to_square: bool = False,
              fill: tuple[int, int, int] = CLIP_MEAN_FILL) -> Image.Image:
-    with Image.open(path) as im:
-        image = to_rgb(im)
+    """The image at ``path`` as RGB. One above Pillow's own pixel limit (an image bomb the loader's header check
+    did not see, e.g. with data.max_image_pixels=null, or a file replaced since) is an `ImageLoadError`, like
+    any other image that cannot be loaded."""
+    try:
+        with Image.open(path) as im:
+            image = to_rgb(im)
+    except Image.DecompressionBombError as e:
+        raise ImageLoadError(f"{path}: {e}") from e
     return expand_to_square(image, fill) if pad_to_square else image
 
 
@@ -67,6 +73,8 @@ def load_item_images(items: Sequence[Item], pad_to_square: bool = False, workers
     def one(item: Item) -> Image.Image:
         try:
             return load_rgb(item.image_path, pad_to_square, fill)
+        except ImageLoadError as e:
+            raise ImageLoadError(f"cannot load the image of item {item.item_id}: {e}") from e
         except (OSError, ValueError) as e:
             raise ImageLoadError(f"cannot load the image of item {item.item_id}: {item.image_path}: {e}") from e
 

@@ -70,7 +70,7 @@ from PIL import Image
 
 from ..data.records import LETTERS, Item
 from .base import BackendUnavailable, ItemFailure, UnsupportedScoring
-from .media import load_rgb
+from .media import ImageLoadError, load_rgb
 from .prompt import PromptTemplate, chat_messages
 
 log = logging.getLogger(__name__)
@@ -759,7 +759,7 @@ class OpenAIAdapter:
                 url = image_data_url(load_rgb(item.image_path, self.pad_to_square), self.image_format)
                 extra = extra_for(item) if extra_for else None
                 return self._create(item.item_id, build(api_messages(item, self.template, url)), extra)
-            except (APIRequestError, OSError, ValueError) as e:  # this item's request or image, after retries
+            except (APIRequestError, ImageLoadError, OSError, ValueError) as e:  # this item's request or image
                 return ItemFailure(e)
 
         if len(batch) <= 1 or self.max_concurrency == 1:

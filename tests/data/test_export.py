@@ -109,3 +109,37 @@ def test_reexport_leaves_no_stale_arm(tmp_path: Path, split):
     info = json.loads((tmp_path / "reused" / "llamafactory" / "dataset_info.json").read_text())
     assert set(info) == {"exp__related", "exp__baseline_plus", "other__related"}
     assert not (tmp_path / "reused" / "swift").exists()
+
+
+def test_image_separator_decides_what_follows_the_image_tag(tmp_path: Path, split):
+    manifest = export_split(split, tmp_path / "none", image_separator="none")
+    assert manifest["image_separator"] == "none"
+    for fmt in ("llamafactory", "swift"):
+        text = (tmp_path / "none" / manifest["files"]["arms"]["related"][fmt]).read_text()
+        records = json.loads(text) if fmt == "llamafactory" else [json.loads(line) for line in text.splitlines()]
+        by_image = {it.image_path: it for it in split.arms["related"]}
+        for rec in records:
+            assert rec["messages"][0]["content"] == "<image>" + by_image[rec["images"][0]].prompt
+    default = export_split(split, tmp_path / "newline")
+    assert default["image_separator"] == "newline"
+    first = json.loads((tmp_path / "newline" / default["files"]["arms"]["related"]["swift"]).read_text().splitlines()[0])
+    assert first["messages"][0]["content"].startswith("<image>\n")
+    with pytest.raises(ExportError, match="image_separator"):
+        export_split(split, tmp_path / "bad", image_separator="\n")
+
+
+def test_relative_paths_name_the_folder_each_tool_needs(tmp_path: Path, split):
+    manifest = export_split(split, tmp_path / "rel", image_paths="relative")
+    assert manifest["image_root"] == str(SAMPLE_ROOT)
+    lines = (tmp_path / "rel" / manifest["files"]["arms"]["related"]["swift"]).read_text().splitlines()
+    assert all((Path(manifest["image_root"]) / json.loads(line)["images"][0]).is_file() for line in lines)
+    assert export_split(split, tmp_path / "abs")["image_root"] is None
+    run = subprocess.run(
+        [sys.executable, "-m", "cgeval.split", "split=sample", "experiment=table3_area_lung_ct_covid",
+         f"split.out={tmp_path / 'cli'}", "split.image_paths=relative", "split.image_separator=none"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert f"ROOT_IMAGE_DIR={SAMPLE_ROOT}" in run.stdout and "media_dir" in run.stdout
+    cli_manifest = json.loads((tmp_path / "cli" / "manifest.json").read_text())
+    assert cli_manifest["image_separator"] == "none" and cli_manifest["image_root"] == str(SAMPLE_ROOT)

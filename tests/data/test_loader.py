@@ -136,9 +136,19 @@ def test_corrupt_and_empty_images_are_counted(sample_copy):
     items, report = load_medmat(sample_copy)
     assert report.skipped["image_unreadable"] == 2
     assert len(items) == 118
-    # Without verification only existence is checked.
+    # Without verification only the header is read (for the pixel cap): a file that is no image at all is
+    # still found; without the cap either, only existence is checked.
     items, report = load_medmat(sample_copy, verify_images=False)
+    assert report.skipped == {"image_unreadable": 2}
+    items, report = load_medmat(sample_copy, verify_images=False, max_image_pixels=None)
     assert len(items) == 120
+
+
+def test_a_truncated_image_is_found_by_verification_only(sample_copy):
+    path = sample_copy / "med-mat/Head_CT/Hemorrhage/Hemorrhage- (1).png"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # the header is intact
+    assert load_medmat(sample_copy)[1].skipped == {"image_unreadable": 1}
+    assert load_medmat(sample_copy, verify_images=False)[1].n_skipped == 0
 
 
 def test_bad_records_are_counted_by_reason(sample_copy):
@@ -245,3 +255,127 @@ def test_items_file_restricts_and_reports(tmp_path, sample_copy):
         load_medmat(sample_copy, items_file=ids)
     with pytest.raises(ItemsFileError, match="does not exist"):
         load_medmat(sample_copy, items_file=tmp_path / "nope.jsonl")
+
+
+def many_options(n: int) -> str:
+    """A Question-choice with ``n`` option lines lettered A, B, ..., Z, AA, AB, ... (more than any record may have)."""
+    letters = [chr(65 + i) if i < 26 else "A" + chr(65 + i - 26) for i in range(n)]
+    return "Which one?\n" + "\n".join(f"{l}: label {i}" for i, l in enumerate(letters)) + "\nAnswer with the letter."
+
+
+@pytest.mark.parametrize("n", [26, 30])
+def test_too_many_options_is_an_option_parse_error(n):
+    with pytest.raises(OptionParseError, match="found 26"):
+        parse_question_choice(many_options(n))
+
+
+def test_a_record_with_26_or_30_options_is_skipped_and_counted(sample_copy):
+    def edit(recs):
+        recs[0]["Question-choice"] = many_options(26)
+        recs[1]["Question-choice"] = many_options(30)
+
+    _rewrite(_subset_file(sample_copy, 2), edit)
+    items, report = load_medmat(sample_copy)
+    assert report.skipped == {"unparseable_options": 2}
+    assert len(items) == 118 and report.examples["unparseable_options"][0].startswith("Subset--02-train.json[0]")
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path, sample_copy):
+    # Files saved by editors that write a UTF-8 byte-order mark: the QA files and an items file.
+    for path in [_subset_file(sample_copy, 2), sample_copy / "Original_Medical_Datasets" / "ori--02-train.json"]:
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    items, report = load_medmat(sample_copy, subsets=[2])
+    assert len(items) == 10 and report.n_skipped == 0
+    assert len(load_medmat(sample_copy, source="datasets", datasets=[2])[0]) == 10
+    ids = tmp_path / "ids.jsonl"
+    ids.write_bytes(b"\xef\xbb\xbf" + b'{"item_id": "S02-1"}\n{"item_id": "S02-2"}\n')
+    assert sorted(it.item_id for it in load_medmat(sample_copy, items_file=ids)[0]) == ["S02-1", "S02-2"]
+
+
+@pytest.fixture(scope="module")
+def image_bomb(tmp_path_factory) -> Path:
+    """A 12,000 x 12,000 PNG (144 Mpx, under Pillow's own limit) of about 18 KB: one bit a pixel, all zero."""
+    from PIL import Image
+
+    path = tmp_path_factory.mktemp("bomb") / "bomb.png"
+    Image.new("1", (12_000, 12_000)).save(path, optimize=True)
+    assert path.stat().st_size < 200_000
+    return path
+
+
+def _plant(sample_copy: Path, source: Path, rel: str) -> None:
+    shutil.copy(source, sample_copy / rel)
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Pillow's own warning at open (> 89 Mpx)
+@pytest.mark.parametrize("verify", [True, False])
+def test_an_image_above_the_pixel_cap_is_skipped_from_its_header(sample_copy, image_bomb, monkeypatch, verify):
+    from PIL import Image
+
+    _plant(sample_copy, image_bomb, "med-mat/Head_CT/Hemorrhage/Hemorrhage- (1).png")
+    decoded = []
+    real_load = Image.Image.load
+    monkeypatch.setattr(Image.Image, "load", lambda im: decoded.append(im.size) or real_load(im))
+    items, report = load_medmat(sample_copy, verify_images=verify)
+    assert report.skipped == {"image_too_large": 1} and len(items) == 119
+    assert report.examples["image_too_large"][0].endswith(": med-mat/Head_CT/Hemorrhage/Hemorrhage- (1).png")
+    assert (12_000, 12_000) not in decoded  # refused from the header: never decoded
+    # A cap above its size lets it through (header only, no decode); null leaves Pillow's limit alone.
+    items, report = load_medmat(sample_copy, verify_images=False, max_image_pixels=150_000_000)
+    assert report.n_skipped == 0 and len(items) == 120
+    items, report = load_medmat(sample_copy, verify_images=False, max_image_pixels=None)
+    assert report.n_skipped == 0
+
+
+def test_an_image_above_pillows_own_limit_is_too_large_even_without_a_cap(sample_copy, monkeypatch):
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # Pillow now refuses the sample's images as bombs
+    with pytest.raises(NoUsableItems, match="image_too_large"):
+        load_medmat(sample_copy, subsets=[2], max_image_pixels=None)
+
+
+@pytest.mark.parametrize("bad", [0, -5, 1.5, True, "50M"])
+def test_a_bad_pixel_cap_is_a_named_error(bad):
+    with pytest.raises(ValueError, match="data.max_image_pixels"):
+        load_medmat(SAMPLE_ROOT, max_image_pixels=bad)
+
+
+def test_symlinks_are_confined_to_the_data_root_and_image_roots(tmp_path, sample_copy):
+    # A dataset folder symlinked in from elsewhere, and a link to / that lets a record address any file.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.move(sample_copy / "med-mat" / "COVID-CT", elsewhere / "COVID-CT")
+    (sample_copy / "med-mat" / "COVID-CT").symlink_to(elsewhere / "COVID-CT", target_is_directory=True)
+    secret = tmp_path / "secret.png"
+    shutil.copy(SAMPLE_ROOT / "med-mat/Head_CT/Hemorrhage/Hemorrhage- (1).png", secret)
+    (sample_copy / "med-mat" / "everything").symlink_to("/", target_is_directory=True)
+    # One file linked on its own (the folder is real): also followed to where it points.
+    linked = sample_copy / "med-mat/Head_CT/Hemorrhage/Hemorrhage- (3).png"
+    linked.unlink()
+    linked.symlink_to(secret)
+
+    def edit(recs):
+        recs[0]["image"] = "med-mat/everything" + str(secret)
+
+    _rewrite(_subset_file(sample_copy, 2), edit)
+    items, report = load_medmat(sample_copy)
+    assert report.skipped == {"symlink_outside_roots": 5 + 1 + 1}
+    assert len(items) == 120 - 7 and not any(it.image.startswith("med-mat/everything") for it in items)
+    assert any("data.image_roots" in e and str(secret) in e for e in report.examples["symlink_outside_roots"])
+
+    # Naming the folders the links lead into makes those images usable again, and only those.
+    items, report = load_medmat(sample_copy, image_roots=[str(elsewhere)])
+    assert report.skipped == {"symlink_outside_roots": 2}
+    items, report = load_medmat(sample_copy, image_roots=[str(elsewhere), str(tmp_path)])
+    assert report.n_skipped == 0 and len(items) == 120
+    with pytest.raises(DataRootNotFound, match="image_roots"):
+        load_medmat(sample_copy, image_roots=[str(tmp_path / "nope")])
+
+
+def test_a_symlink_inside_the_root_is_followed(sample_copy):
+    # Links that stay inside data.root (a folder filed under two names) are fine.
+    (sample_copy / "med-mat" / "alias").symlink_to(sample_copy / "med-mat" / "Head_CT", target_is_directory=True)
+    _rewrite(_subset_file(sample_copy, 5), lambda recs: recs[0].update(image=recs[0]["image"].replace("Head_CT", "alias")))
+    items, report = load_medmat(sample_copy, subsets=[5])
+    assert report.n_skipped == 0 and len(items) == 10

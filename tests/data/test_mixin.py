@@ -4,6 +4,7 @@ import hashlib
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,30 @@ def test_bad_records_are_counted_skips_and_all_good_ones_kept(mix_file: Path):
     assert mix.manifest["answer_letters"] == {"A": 3, "B": 3, "C": 2, "D": 2} and mix.adjustments == []
 
 
+def test_records_with_26_or_30_options_are_counted_not_fatal(tmp_path: Path, mix_file: Path):
+    records = json.loads(mix_file.read_text())
+    for i, n in enumerate((26, 30)):
+        letters = [chr(65 + k) if k < 26 else "A" + chr(39 + k) for k in range(n)]
+        text = "Which?\n" + "\n".join(f"{l}: thing {k}" for k, l in enumerate(letters)) + "\n" + INSTRUCTION
+        records.append({**records[1], "id": 200 + i, "Question-choice": text})
+    mix_file.write_text(json.dumps(records), encoding="utf-8")
+    mix = load_mix_in(MixInSpec(file=str(mix_file)), seed=0)
+    assert mix.manifest["skipped"]["unparseable_options"] == EXPECTED_SKIPS["unparseable_options"] + 2
+    assert mix.manifest["n"] == N_GOOD
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Pillow's own warning at open (> 89 Mpx)
+def test_an_image_above_the_pixel_cap_is_counted_and_never_decoded(mix_file: Path):
+    Image.new("1", (12_000, 12_000)).save(mix_file.parent / "imgs" / "g3.png")  # 144 Mpx in about 18 KB
+    (mix_file.parent / "imgs" / "g3.jpg").unlink(missing_ok=True)
+    records = json.loads(mix_file.read_text())
+    records[3]["image"] = "imgs/g3.png"
+    mix_file.write_text(json.dumps(records), encoding="utf-8")
+    mix = load_mix_in(MixInSpec(file=str(mix_file)), seed=0)
+    assert mix.manifest["skipped"] == {**EXPECTED_SKIPS, "image_too_large": 1} and mix.manifest["n"] == N_GOOD - 1
+    assert load_mix_in(MixInSpec(file=str(mix_file)), seed=0, max_image_pixels=None).manifest["n"] == N_GOOD
+
+
 def test_mix_in_goes_into_every_training_arm_never_the_test_list(tmp_path: Path, split, mix_file: Path):
     mix = load_mix_in(MixInSpec(file=str(mix_file), n=4), seed=0)
     manifest = export_split(split, tmp_path / "mixed", mix_in=mix)
@@ -166,18 +191,23 @@ def test_relative_export_keeps_mix_in_images_absolute(tmp_path: Path, split, mix
 
 
 def test_an_image_on_a_test_side_never_trains(tmp_path: Path, split, sample_items, mix_file: Path):
-    records = json.loads(mix_file.read_text())
-    test_image = split.test[0].image_path
-    records.append({**records[1], "id": 200, "image": test_image})
-    leaky = mix_file.with_name("leaky.json")
-    leaky.write_text(json.dumps(records), encoding="utf-8")
-    keys = split_test_image_keys(split.tested_images, sample_items, "path")
-    assert str(Path(test_image)) in keys
-    mix = load_mix_in(MixInSpec(file=str(leaky)), seed=0, test_images=keys)
-    assert mix.manifest["skipped"]["image_in_test_set"] == 1 and mix.manifest["n"] == N_GOOD
-    by_content = load_mix_in(MixInSpec(file=str(leaky)), seed=0, image_identity="content",
-                             test_images=frozenset({"sha256:" + hashlib.sha256(Path(test_image).read_bytes()).hexdigest()}))
-    assert by_content.manifest["skipped"]["image_in_test_set"] == 1
+    by_path = build_split(sample_items, split.target, replace(SMALL, image_identity="path"))
+    for identity, built in (("content", split), ("path", by_path)):
+        records = json.loads(mix_file.read_text())
+        test_image = built.test[0].image_path
+        records.append({**records[1], "id": 200, "image": test_image})
+        leaky = mix_file.with_name(f"leaky_{identity}.json")
+        leaky.write_text(json.dumps(records), encoding="utf-8")
+        keys = split_test_image_keys(built.tested_images, sample_items, identity)
+        expected_key = ("sha256:" + hashlib.sha256(Path(test_image).read_bytes()).hexdigest()
+                        if identity == "content" else str(Path(test_image)))
+        assert expected_key in keys
+        mix = load_mix_in(MixInSpec(file=str(leaky)), seed=0, test_images=keys, image_identity=identity)
+        assert mix.manifest["skipped"]["image_in_test_set"] == 1 and mix.manifest["n"] == N_GOOD
+    # Content is the default, as in the split.
+    assert load_mix_in(MixInSpec(file=str(mix_file.with_name("leaky_content.json"))), seed=0,
+                       test_images=split_test_image_keys(split.tested_images, sample_items, "content")
+                       ).manifest["skipped"]["image_in_test_set"] == 1
 
 
 def test_named_errors_and_the_allow_short_convention(tmp_path: Path, mix_file: Path):
@@ -222,3 +252,8 @@ def test_cli_mixes_in_and_reports(tmp_path: Path, mix_file: Path):
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )
     assert missing.returncode != 0 and "MixInFileMissing" in missing.stderr
+
+
+def test_a_byte_order_mark_is_accepted(mix_file: Path):
+    mix_file.write_bytes(b"\xef\xbb\xbf" + mix_file.read_bytes())
+    assert load_mix_in(MixInSpec(file=str(mix_file)), seed=0).manifest["n"] == N_GOOD

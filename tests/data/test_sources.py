@@ -108,6 +108,8 @@ def test_vqa_rad(tmp_path: Path):
     check_items(items)
     assert [(it.answer_text, it.area, it.modality) for it in items] == [("Yes", "Chest", "unknown"), ("No", "Abdomen", "unknown")]
     assert report.skipped == {"not_yes_no": 1, "open_ended": 1, "duplicate_id": 1, "no_image": 1}
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())  # saved with a UTF-8 byte-order mark: read the same
+    assert [it.item_id for it in load_vqa_rad(path)[0]] == [it.item_id for it in items]
 
 
 def test_slake(tmp_path: Path):
@@ -145,7 +147,12 @@ def test_pathvqa(tmp_path: Path):
     assert report.skipped == {"open_ended": 1, "image_missing": 1}
     (tmp_path / "images" / "train" / "train_0001.jpg").write_bytes(b"not an image")
     assert load_pathvqa(path)[1].skipped["image_unreadable"] == 1
-    assert load_pathvqa(path, verify_images=False)[1].n_items == 1
+    # Without verification the header is still read (for the pixel cap): a file that is no image is still found.
+    assert load_pathvqa(path, verify_images=False)[1].skipped["image_unreadable"] == 1
+    image = tmp_path / "images" / "train" / "train_0001.jpg"
+    Image.new("1", (9_000, 9_000)).save(image, format="PNG")  # 81 Mpx: above the default pixel cap
+    assert load_pathvqa(path, verify_images=False)[1].skipped == {"open_ended": 1, "image_missing": 1,
+                                                                  "image_too_large": 1}
     (tmp_path / "bad.json").write_text('{"image": "x"}')
     with pytest.raises(MedMatFormatError, match="list"):
         load_pathvqa(tmp_path / "bad.json")

@@ -32,6 +32,7 @@ from cgeval.data.splits import (
 )
 
 SMALL = SplitSettings(train_cap_per_subset=5, total_cap=20, allow_short=True)
+BY_PATH = replace(SMALL, image_identity="path")  # for synthetic items (`synth`): their image files do not exist
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +172,7 @@ def test_bad_settings_and_arms_are_named():
 
 def test_same_composition_subsets_are_in_no_arm():
     items = synth(14, 30, folder="A") + synth(15, 30, folder="B") + synth(8, 30) + synth(23, 30) + synth(13, 30)
-    split = build_split(items, TargetSpec("t", (14,), ("all_data",), total_cap=None), replace(SMALL, train_cap_per_subset=10))
+    split = build_split(items, TargetSpec("t", (14,), ("all_data",), total_cap=None), replace(BY_PATH, train_cap_per_subset=10))
     assert split.manifest["excluded_same_composition"] == [15]
     assert 15 not in {it.subset for it in split.arms["all_data"]}
 
@@ -181,7 +182,7 @@ def test_duplicate_images_across_subsets_never_leak():
     shared = synth(3, 20, folder="shared")
     dup = [replace(it, subset=28, item_id=it.item_id.replace("S03", "S28"), modality="X-ray") for it in shared]
     items = shared + synth(3, 20, prefix="own") + dup + synth(28, 20, prefix="own") + synth(4, 40) + synth(8, 40)
-    settings = replace(SMALL, train_cap_per_subset=10)
+    settings = replace(BY_PATH, train_cap_per_subset=10)
     split = build_split(items, TargetSpec("t", (3,), ("all_data",), total_cap=None), settings)
     assert split.manifest["duplicates"]["n_images_in_several_subsets"] == 20
     tested = {it.image for s in split.subsets.values() for it in s.test}
@@ -199,8 +200,8 @@ def test_duplicates_by_content(tmp_path: Path, sample_copy: Path):
     a = next(it for it in items if it.subset == 3)
     b = next(it for it in items if it.subset == 28)
     Path(b.image_path).write_bytes(Path(a.image_path).read_bytes())
-    by_path = build_split(items, TargetSpec("t", (3,), ("all_data",), total_cap=None), SMALL)
-    by_content = build_split(items, TargetSpec("t", (3,), ("all_data",), total_cap=None), replace(SMALL, image_identity="content"))
+    by_path = build_split(items, TargetSpec("t", (3,), ("all_data",), total_cap=None), BY_PATH)
+    by_content = build_split(items, TargetSpec("t", (3,), ("all_data",), total_cap=None), SMALL)  # the default
     assert by_path.manifest["duplicates"]["n_images_in_several_subsets"] == 0
     assert by_content.manifest["duplicates"]["n_images_in_several_subsets"] == 1
 
@@ -208,7 +209,7 @@ def test_duplicates_by_content(tmp_path: Path, sample_copy: Path):
 def test_original_split_from_paths():
     train = synth(3, 30, folder="ds/train")
     test = synth(3, 6, folder="ds/test", prefix="t")
-    split = build_split(train + test + synth(4, 40), TargetSpec("t", (3,), ("all_data",), total_cap=None), replace(SMALL, train_cap_per_subset=10))
+    split = build_split(train + test + synth(4, 40), TargetSpec("t", (3,), ("all_data",), total_cap=None), replace(BY_PATH, train_cap_per_subset=10))
     s = split.subsets[3]
     assert s.method == "original" and {it.image for it in s.test} <= {it.image for it in test}
     assert split.subsets[4].method == "random"
@@ -217,7 +218,7 @@ def test_original_split_from_paths():
 def test_other_sources_are_refused():
     item = replace(synth(3, 1)[0], subset=None)
     with pytest.raises(NotMedMatItems):
-        build_split([item], TargetSpec("t", (3,), ("all_data",)), SMALL)
+        build_split([item], TargetSpec("t", (3,), ("all_data",)), BY_PATH)
 
 
 def test_duplicate_item_ids_are_a_named_error():
@@ -225,12 +226,12 @@ def test_duplicate_item_ids_are_a_named_error():
     items = synth(3, 30) + synth(4, 30)
     twin = replace(items[1], image="med-mat/other/x.png", answer_text="b")
     with pytest.raises(DuplicateItemIds, match="S03-img1"):
-        build_split(items + [twin], TargetSpec("t", (3,), ("all_data",), total_cap=None), SMALL)
+        build_split(items + [twin], TargetSpec("t", (3,), ("all_data",), total_cap=None), BY_PATH)
 
 
 def test_test_cap_smaller_than_label_count_is_kept():
     items = synth(3, 40, labels=("a", "b", "c", "d")) + synth(4, 40)
-    settings = replace(SMALL, train_cap_per_subset=10, test_cap_per_subset=2)
+    settings = replace(BY_PATH, train_cap_per_subset=10, test_cap_per_subset=2)
     split = build_split(items, TargetSpec("t", (3,), ("all_data",), total_cap=None), settings)
     counts = Counter(it.answer_text for it in split.subsets[3].test)
     assert sum(counts.values()) == 2 and set(counts.values()) == {1}
@@ -241,7 +242,7 @@ def test_short_baseline_plus_trims_related_to_the_same_size():
     # Related (04 + 28) holds 20 training items, the only unrelated subset (08) 10: with allow_short both arms
     # keep 10, so Trained and Baseline+ still see the same amount of data; the trim is recorded.
     items = synth(3, 40) + synth(4, 40) + synth(28, 40) + synth(8, 14)
-    settings = replace(SMALL, train_cap_per_subset=10)
+    settings = replace(BY_PATH, train_cap_per_subset=10)
     split = build_split(items, TargetSpec("t", (3,), ("related", "baseline_plus")), settings)
     assert len(split.arms["related"]) == len(split.arms["baseline_plus"]) == 10
     assert Counter(it.subset for it in split.arms["related"]) == {4: 5, 28: 5}
@@ -255,12 +256,12 @@ def test_short_baseline_plus_trims_related_to_the_same_size():
 
 def test_arms_are_shuffled_not_grouped_by_subset(sample_items):
     # A tool that reads only the first N items (max_samples, streaming) must still see every subset and label.
-    split = build_split(sample_items, TargetSpec("f", (3,), ("all_data",), total_cap=None), SMALL)
+    split = build_split(sample_items, TargetSpec("f", (3,), ("all_data",), total_cap=None), BY_PATH)
     order = [it.subset for it in split.arms["all_data"]]
     assert order != sorted(order)
     first = split.arms["all_data"][: len(order) // 3]
     assert len({it.subset for it in first}) > 2
-    again = build_split(list(reversed(sample_items)), TargetSpec("f", (3,), ("all_data",), total_cap=None), SMALL)
+    again = build_split(list(reversed(sample_items)), TargetSpec("f", (3,), ("all_data",), total_cap=None), BY_PATH)
     assert [it.item_id for it in again.arms["all_data"]] == [it.item_id for it in split.arms["all_data"]]
 
 
@@ -274,17 +275,17 @@ def test_leak_invariant_is_raised_not_asserted(monkeypatch):
         out = real(pool, n, rng)
         return out + tested.get(pool[0].subset, []) if pool else out
 
-    split = build_split(items, TargetSpec("t", (3,), ("all_data",), total_cap=None), replace(SMALL, train_cap_per_subset=10))
+    split = build_split(items, TargetSpec("t", (3,), ("all_data",), total_cap=None), replace(BY_PATH, train_cap_per_subset=10))
     tested[4] = split.subsets[4].test[:1]
     monkeypatch.setattr(splits_module, "balanced_take", leaky)
     with pytest.raises(ImageLeak, match="all_data"):
-        build_split(items, TargetSpec("t", (3,), ("all_data",), total_cap=None), replace(SMALL, train_cap_per_subset=10))
+        build_split(items, TargetSpec("t", (3,), ("all_data",), total_cap=None), replace(BY_PATH, train_cap_per_subset=10))
 
 
 def test_test_only_subsets_report_what_their_training_side_would_hold():
     items = synth(3, 30) + synth(4, 80)
     split = build_split(items, TargetSpec("t", (3,), ("all_data",), total_cap=None),
-                        replace(SMALL, train_cap_per_subset=50))
+                        replace(BY_PATH, train_cap_per_subset=50))
     s = split.subsets[3]
     assert s.test_only and not s.train
     assert s.train_pool == 27  # the 9:1 split of 30 single-image items, not 0
@@ -294,7 +295,7 @@ def test_a_targets_test_items_do_not_move_when_another_subsets_duplicates_change
     """The test draw has its own generator: duplicates elsewhere shrink 03's training pool (and so what its
     training draw consumes) but not which of its test images are drawn."""
     base = synth(3, 60, labels=("a", "b", "c")) + synth(4, 60) + synth(8, 60)
-    settings = replace(SMALL, train_cap_per_subset=10, test_cap_per_subset=3)
+    settings = replace(BY_PATH, train_cap_per_subset=10, test_cap_per_subset=3)
     target = TargetSpec("t", (3,), ("all_data",), total_cap=None)
     want = sorted(it.item_id for it in build_split(base, target, settings).subsets[3].test)
     first = build_split(base, target, settings)
@@ -304,3 +305,102 @@ def test_a_targets_test_items_do_not_move_when_another_subsets_duplicates_change
                for i, it in enumerate(trained[:k])]
         got = build_split(base + dup, target, settings).subsets[3].test
         assert sorted(it.item_id for it in got) == want, k
+
+
+def test_cli_counts_a_26_option_record_and_reads_a_byte_order_mark(sample_copy: Path, tmp_path: Path):
+    # One hostile QA file (a record with 26 options, another with 30, saved with a byte-order mark) stops nothing:
+    # the split is built and the two records are counted skips in its manifest.
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    letters = [chr(65 + i) for i in range(26)] + ["AA", "AB", "AC", "AD"]
+
+    def many_options(n: int) -> str:
+        return "Which one?\n" + "\n".join(f"{l}: label {l}" for l in letters[:n]) + "\nAnswer with the letter."
+
+    path = sample_copy / "Aggregated_Subsets" / "Subset--28-train.json"
+    records = json.loads(path.read_text())
+    records[0]["Question-choice"] = many_options(26)
+    records[1]["Question-choice"] = many_options(30)
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(records).encode())
+    out = tmp_path / "out"
+    run = subprocess.run(
+        [sys.executable, "-m", "cgeval.split", "split=sample", "experiment=table3_area_lung_ct_covid",
+         f"data.root={sample_copy}", f"split.out={out}"],
+        cwd=repo, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["load_report"]["skipped"] == {"unparseable_options": 2}
+    assert manifest["load_report"]["n_items"] == 118 and manifest["arms"]["related"]["by_subset"]["28"] > 0
+
+
+def _copies_of_the_target_under_other_names(root: Path) -> None:
+    """Every image of target 03 (CT-Lung-COVID), byte for byte, filed again under another name as an X-ray-Lung-COVID
+    (28) record: what duplicated source datasets look like."""
+    import shutil
+
+    s03 = json.loads((root / "Aggregated_Subsets/Subset--03-train.json").read_text())
+    path28 = root / "Aggregated_Subsets/Subset--28-train.json"
+    s28 = json.loads(path28.read_text())
+    (root / "med-mat/COVID-19_CHEST_X-RAY_DATABASE/copies").mkdir()
+    for i, rec in enumerate(s03):
+        rel = f"med-mat/COVID-19_CHEST_X-RAY_DATABASE/copies/{i}.png"
+        shutil.copy(root / rec["image"], root / rel)
+        s28.append({**s28[i], "id": 1000 + i, "image": rel})
+    path28.write_text(json.dumps(s28))
+
+
+def _sha(path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def test_by_default_a_copy_under_another_name_never_trains(sample_copy: Path, caplog):
+    _copies_of_the_target_under_other_names(sample_copy)
+    items, _ = load_medmat(sample_copy)
+    target = TargetSpec("t", (3,), ("all_data",), total_cap=None)
+    settings = SplitSettings(train_cap_per_subset=10, allow_short=True)  # 03 is then test-only: all 10 are tested
+
+    def leaked(split) -> set[str]:
+        tested = {_sha(it.image_path) for it in split.test}
+        assert len(tested) == 10
+        return tested & {_sha(it.image_path) for arm in split.arms.values() for it in arm}
+
+    with caplog.at_level("WARNING"):
+        split = build_split(items, target, settings)
+    assert split.settings.image_identity == "content" and not leaked(split)
+    assert split.manifest["warnings"] == [] and not caplog.records
+    by_path = build_split(items, target, replace(settings, image_identity="path"))
+    assert len(leaked(by_path)) >= 5  # most of the 10 tested images train too: the reason for the default
+    assert by_path.manifest["warnings"] and "image_identity=path" in caplog.text
+
+
+def test_cli_default_identity_is_content_and_path_is_warned(sample_copy: Path, tmp_path: Path):
+    import subprocess
+    import sys
+
+    _copies_of_the_target_under_other_names(sample_copy)
+    repo = Path(__file__).resolve().parents[2]
+
+    def split_cli(out: Path, *extra: str) -> tuple[dict, set[str], str]:
+        run = subprocess.run(
+            [sys.executable, "-m", "cgeval.split", "split=sample", "experiment=holdout_ct_lung_covid",
+             "+experiment.arms=[all_data]", "split.train_cap_per_subset=10", f"data.root={sample_copy}",
+             f"split.out={out}", *extra],
+            cwd=repo, capture_output=True, text=True, timeout=300,
+        )
+        assert run.returncode == 0, run.stderr
+        manifest = json.loads((out / "manifest.json").read_text())
+        trained = {_sha(json.loads(line)["images"][0])
+                   for line in (out / manifest["files"]["arms"]["all_data"]["swift"]).read_text().splitlines()}
+        tested = {_sha(sample_copy / json.loads(line)["image"])
+                  for line in (out / manifest["files"]["test"]).read_text().splitlines()}
+        return manifest, trained & tested, run.stdout + run.stderr
+
+    manifest, leaked, output = split_cli(tmp_path / "default")
+    assert manifest["settings"]["image_identity"] == "content" and not leaked and "WARNING" not in output
+    manifest, leaked, output = split_cli(tmp_path / "by_path", "split.image_identity=path")
+    assert leaked and manifest["warnings"] and "WARNING" in output and "image_identity=path" in output

@@ -33,3 +33,20 @@ def test_ordinary_images_are_unchanged(tmp_path):
     assert np.array_equal(np.asarray(to_rgb(grey)), np.asarray(grey.convert("RGB")))
     colour = Image.new("RGB", (5, 3), (10, 200, 30))
     assert np.array_equal(np.asarray(to_rgb(colour)), np.asarray(colour))
+
+
+def test_an_image_pillow_refuses_as_a_bomb_is_an_image_load_error_naming_the_item(tmp_path, monkeypatch):
+    from cgeval.data.records import Item
+    from cgeval.models.media import ImageLoadError, load_item_images
+
+    path = tmp_path / "big.png"
+    Image.new("L", (64, 64)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 64 x 64 is now over twice Pillow's limit
+    item = Item(item_id="S03-7", subset=3, dataset=3, modality="CT", area="Lung", task="COVID", image="big.png",
+                image_path=str(path), prompt="Q\nA: a\nB: b", question="Q", options=(("A", "a"), ("B", "b")),
+                gold="A", answer_text="a")
+    with pytest.raises(ImageLoadError, match=r"item S03-7: .*big\.png") as err:
+        load_item_images([item])
+    assert isinstance(err.value.__cause__.__cause__, Image.DecompressionBombError)
+    with pytest.raises(ImageLoadError, match="big.png"):
+        load_rgb(str(path))

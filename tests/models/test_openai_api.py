@@ -414,3 +414,22 @@ def test_server_errors_survive_pickling():
 
     err = pickle.loads(pickle.dumps(ServerUnreachable("gone", "http://h:1/v1")))
     assert isinstance(err, ServerUnreachable) and str(err) == "gone"
+
+
+def test_an_image_bomb_fails_its_item_and_is_never_sent(tmp_path, key_env, monkeypatch):
+    """An image Pillow refuses as a decompression bomb is that item's ImageLoadError; the batch's others stand."""
+    from cgeval.models.base import ItemFailure
+    from cgeval.models.media import ImageLoadError
+
+    items = make_items(tmp_path, 3, sizes=((20, 20), (200, 200), (20, 20)))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)  # 200 x 200 is over twice the limit, 20 x 20 is not
+    calls = []
+
+    def handler(request):
+        calls.append(item_index(request))
+        return httpx.Response(200, json=completion("B"))
+
+    out = adapter(handler, key_env, max_concurrency=1).generate(items)
+    assert out[0] == out[2] == "B" and isinstance(out[1], ItemFailure)
+    assert isinstance(out[1].error, ImageLoadError) and "img1.png" in str(out[1].error)
+    assert sorted(calls) == [0, 2]

@@ -15,7 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..loader import SKIP_REASONS, DataRootNotFound, LoadReport, MedMatFormatError, image_decodes
+from ..images import image_problem
+from ..loader import SKIP_REASONS, DataRootNotFound, LoadReport, MedMatFormatError
 from ..records import LETTERS, Item
 from ..registry import axis_values
 from ..sample import INSTRUCTION
@@ -148,7 +149,7 @@ def read_records(path: Path) -> list:
     """A JSON list, or JSON Lines (one object a line); anything else is a named format error."""
     if not path.is_file():
         raise DataRootNotFound(f"{path} does not exist or is not a file")
-    text = path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8-sig")  # a leading byte-order mark is accepted
     if path.suffix == ".jsonl":
         out = []
         for i, line in enumerate(text.splitlines()):
@@ -233,7 +234,9 @@ def make_item(
 def finish(
     items: list[Item], image_root: Path, verify_images: bool, io_workers: int, report: SourceReport
 ) -> list[Item]:
-    """Drop duplicate ids and items whose image is missing or unreadable (counted), then fill the report."""
+    """Drop duplicate ids and items whose image is missing, too large or unreadable (counted), then fill the
+    report. The pixel cap (`cgeval.data.images.DEFAULT_MAX_IMAGE_PIXELS`) is read from each header, so an
+    oversized image is never decoded."""
     seen: set[str] = set()
     unique = []
     for it in items:
@@ -252,13 +255,12 @@ def finish(
             report.skip("image_missing", f"{it.item_id}: {it.image}")
         else:
             present.append(it)
-    if verify_images:
-        with ThreadPoolExecutor(max_workers=max(1, io_workers)) as pool:
-            oks = list(pool.map(lambda it: image_decodes(it.image_path), present))
-        for it, ok in zip(present, oks):
-            if not ok:
-                report.skip("image_unreadable", f"{it.item_id}: {it.image}")
-        present = [it for it, ok in zip(present, oks) if ok]
+    with ThreadPoolExecutor(max_workers=max(1, io_workers)) as pool:
+        problems = list(pool.map(lambda it: image_problem(it.image_path, verify=verify_images), present))
+    for it, problem in zip(present, problems):
+        if problem is not None:
+            report.skip(problem, f"{it.item_id}: {it.image}")
+    present = [it for it, problem in zip(present, problems) if problem is None]
     report.n_items = len(present)
     return present
 
