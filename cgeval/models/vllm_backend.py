@@ -124,6 +124,24 @@ def chat_add_special_tokens(tokenizer: Any, chat_template: str | None, template:
 # ---------------------------------------------------------------- result handling (pure)
 
 
+def image_attention(llm: Any) -> str | None:
+    """For a model trained with bidirectional attention over each image's tokens (vLLM's "mm-prefix" models:
+    Gemma 3), how this engine attends over them: "bidirectional", or "causal" where the attention back end cannot
+    (vLLM's CPU attention); None for every other model, or when the installed vLLM does not say."""
+    try:
+        if not llm.llm_engine.model_config.is_mm_prefix_lm:
+            return None
+        from vllm.platforms import current_platform
+
+        if current_platform.is_cpu():
+            from vllm.v1.attention.backends.cpu_attn import CPUAttentionBackend
+
+            return "bidirectional" if CPUAttentionBackend.supports_mm_prefix() else "causal"
+        return "bidirectional"
+    except (AttributeError, ImportError):
+        return None
+
+
 def _check_count(outputs: Sequence[Any], batch: Sequence[Item]) -> None:
     if len(outputs) != len(batch):
         raise RuntimeError(f"vLLM returned {len(outputs)} outputs for {len(batch)} requests")
@@ -274,6 +292,11 @@ class VLLMAdapter:
         except LetterTokenError as e:
             self._letter_error = e
         self.add_special_tokens = chat_add_special_tokens(tokenizer, chat_template, self.template)
+        self.image_attention = image_attention(self.llm)
+        if self.image_attention == "causal":
+            log.warning("%s: this vLLM engine (CPU attention) attends causally over the image tokens, which the "
+                        "model was trained to attend to bidirectionally (Gemma 3); its scores differ from the hf "
+                        "back end's and from vLLM on a GPU", name)
         import inspect
 
         self._chat_takes_tokenization_kwargs = "tokenization_kwargs" in inspect.signature(self.llm.chat).parameters
@@ -349,6 +372,7 @@ class VLLMAdapter:
             "pad_to_square": self.pad_to_square,
             "chat_template_source": "config" if self.chat_template is not None else "checkpoint",
             "chat_template_sha256": sha256_text(self.chat_template),
+            **({"image_attention": self.image_attention} if self.image_attention else {}),
             "prompt": self.template.describe(),
             "engine": {k: v for k, v in self.engine_args.items() if k != "model" and k not in RUNTIME_ENGINE_KEYS},
             "likelihood": {"method": "logprob_token_ids, one generated token",

@@ -50,6 +50,35 @@ def _settled(reply: str) -> str:
     return reply.rstrip("\ufffd")
 
 
+def _cpu_engine_is_causal_over_images() -> bool:
+    """vLLM's CPU attention cannot attend bidirectionally over an image's tokens (its "mm-prefix" mode), which
+    Gemma 3 was trained with and transformers does; vLLM then warns and records ``image_attention: causal``."""
+    from vllm.v1.attention.backends.cpu_attn import CPUAttentionBackend
+
+    return not CPUAttentionBackend.supports_mm_prefix()
+
+
+def _attend_causally_over_images(adapter) -> None:
+    """Make the hf Gemma 3 attend causally over image tokens too (token_type_ids all text), the CPU engine's way,
+    so that everything else about the two back ends can be compared exactly."""
+    encode = adapter.encode
+
+    def causal(batch):
+        enc = encode(batch)
+        enc["token_type_ids"] = enc["token_type_ids"] * 0
+        return enc
+
+    adapter.encode = causal
+
+
+def _probe_items():
+    """A few sample items, to show the two kinds of image attention give different scores."""
+    from cgeval.data.loader import load_medmat
+    from cgeval.data.sample import SAMPLE_ROOT
+
+    return load_medmat(SAMPLE_ROOT, io_workers=1, max_items_per_file=1)[0][:4]
+
+
 def _compose(name: str, *overrides: str):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose(config_name="config", overrides=[f"model={name}", "model.tiny=true", "progress=false",
@@ -79,6 +108,12 @@ def test_vllm_engine_matches_hf_on_the_sample(name, engine_env, tmp_path):
     outputs = {}
     for backend, overrides in (("hf", []), ("vllm", CPU_ENGINE)):
         adapter = instantiate(_compose(name, *overrides).model)
+        if backend == "hf" and name == "medgemma_4b" and _cpu_engine_is_causal_over_images():
+            hf_bidirectional = adapter.option_logprobs(_probe_items())
+            _attend_causally_over_images(adapter)
+            hf_causal = adapter.option_logprobs(_probe_items())
+            gap = max(abs(a[k] - b[k]) for a, b in zip(hf_bidirectional, hf_causal) for k in a)
+            assert gap > 1e-3, "Gemma 3's bidirectional image attention makes no difference here: check the replica"
         calls = []
         if backend == "vllm":
             chat = adapter.llm.chat
@@ -92,6 +127,9 @@ def test_vllm_engine_matches_hf_on_the_sample(name, engine_env, tmp_path):
             assert manifest["status"] == "complete" and manifest["model"]["backend"] == backend
             outputs[backend, scoring] = rows
         if backend == "vllm":
+            if name == "medgemma_4b":
+                assert adapter.describe()["image_attention"] == ("causal" if _cpu_engine_is_causal_over_images()
+                                                                 else "bidirectional")
             n = len(outputs["vllm", "generate"])
             assert calls == [n, n], "one LLM.chat call serves the whole item list, once per scoring"
             assert adapter.unscored == {}
