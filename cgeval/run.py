@@ -144,6 +144,8 @@ def prediction_row(item: Item, split: str, shared: int, scored: dict, key: str) 
         "option_scores": scored["option_scores"],
         "unscored_options": scored.get("unscored_options"),
         "answer_text": item.answer_text,
+        "question": item.question,  # the stem and options as the item had them, for reports of the replies
+        "options": dict(item.options),
         "image": item.image,
         "prompt": scored.get("prompt"),
         "cache_key": key,

@@ -7,6 +7,7 @@ two-column paper) or 6.9 in (both columns).
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import textwrap
@@ -182,7 +183,7 @@ def plot_heatmaps(cells: pd.DataFrame, out_dir: Path) -> list[Path]:
     return paths
 
 
-def plot_forest(table: pd.DataFrame, boot: dict, out_stem: Path, title: str = "") -> list[Path]:
+def forest_figure(table: pd.DataFrame, boot: dict, title: str = ""):
     """Forest plot: each composition (Wilson interval) grouped by split, then the pooled seen and unseen
     accuracies (cluster-bootstrap interval) as diamonds; the seen - unseen gap and its interval in the title."""
     comp = table[(table["level"] == "composition") & (table["n"] > 0)].copy()
@@ -213,7 +214,23 @@ def plot_forest(table: pd.DataFrame, boot: dict, out_stem: Path, title: str = ""
         else:  # the n/a reason is a sentence: wrap it to the column
             gap_text = textwrap.fill(gap.get("note", "gap n/a"), 45)
         set_fitting_title(fig, (title + "\n" if title else "") + gap_text)
-        return _save(fig, out_stem)
+    return fig
+
+
+def plot_forest(table: pd.DataFrame, boot: dict, out_stem: Path, title: str = "") -> list[Path]:
+    """`forest_figure` as PNG and PDF."""
+    with plt.rc_context(RC):
+        return _save(forest_figure(table, boot, title), out_stem)
+
+
+def figure_svg(fig) -> str:
+    """The figure as an SVG document for inlining in HTML: text kept as text (small, selectable), no date and
+    fixed ids, so the same figure gives the same bytes."""
+    with plt.rc_context({**RC, "svg.fonttype": "none", "svg.hashsalt": "cgeval"}):
+        buf = io.StringIO()
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+    svg = buf.getvalue()
+    return svg[svg.index("<svg"):]  # without the XML declaration and doctype, which HTML does not take
 
 
 def letter_counts(df: pd.DataFrame) -> pd.DataFrame:
@@ -284,7 +301,7 @@ def plot_grouped_bars(acc: pd.DataFrame, out_stem: Path, title: str = "", two_co
         return _save(fig, out_stem)
 
 
-def plot_gap_forest(gaps: pd.DataFrame, out_stem: Path, title: str = "") -> list[Path]:
+def gap_forest_figure(gaps: pd.DataFrame, title: str = ""):
     """Seen - unseen gap per run with its cluster-bootstrap interval (``gaps``: run, estimate, ci_low, ci_high)."""
     gaps = gaps.reset_index(drop=True)
     with plt.rc_context(RC):
@@ -302,4 +319,10 @@ def plot_gap_forest(gaps: pd.DataFrame, out_stem: Path, title: str = "") -> list
         ax.set_xlabel("Seen - unseen accuracy (points)\n95% cluster-bootstrap interval")
         if title:
             ax.set_title(title)
-        return _save(fig, out_stem)
+    return fig
+
+
+def plot_gap_forest(gaps: pd.DataFrame, out_stem: Path, title: str = "") -> list[Path]:
+    """`gap_forest_figure` as PNG and PDF."""
+    with plt.rc_context(RC):
+        return _save(gap_forest_figure(gaps, title), out_stem)

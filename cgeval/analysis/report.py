@@ -13,6 +13,7 @@ from .figures import (
     plot_heatmaps,
     plot_letter_bias,
 )
+from .html_report import DEFAULT_MAX_THUMB_BYTES, DEFAULT_MAX_THUMBS, write_run_html
 from .metrics import (
     AXES,
     Run,
@@ -88,11 +89,13 @@ def analyse_run(run: Run, n_boot: int = 1000, seed: int = 0, cluster: str = "ima
 
 
 def write_run_outputs(run: Run, out_dir: str | Path, title: str = "", n_boot: int = 1000, seed: int = 0,
-                      cluster: str = "image", all_figures: bool = True) -> dict:
-    """Write metrics.json, the tables (CSV/Markdown/LaTeX) and the figures of one run into ``out_dir``.
+                      cluster: str = "image", all_figures: bool = True, image_root: str | Path | None = None,
+                      max_thumbs: int = DEFAULT_MAX_THUMBS, max_thumb_bytes: int = DEFAULT_MAX_THUMB_BYTES) -> dict:
+    """Write metrics.json, the tables (CSV/Markdown/LaTeX), the figures and report.html of one run into ``out_dir``.
 
     ``all_figures=False`` draws only the per-composition bars and the forest plot (rendering every heatmap
-    takes seconds; ``python -m cgeval.report`` draws them all)."""
+    takes seconds; ``python -m cgeval.report`` draws them all). report.html takes its thumbnails from
+    ``image_root`` (default: the data root in the run's manifest), at most ``max_thumbs`` of them."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     a = analyse_run(run, n_boot, seed, cluster)
@@ -114,16 +117,19 @@ def write_run_outputs(run: Run, out_dir: str | Path, title: str = "", n_boot: in
     figs = out / "figures"
     plot_composition_accuracy(table, out / "accuracy_by_composition", title=title)
     plot_forest(table, boot, figs / "forest_seen_unseen", title=run.label)
+    letters = letter_bias_rows(run)
     if all_figures:
         plot_heatmaps(a["heatmap_cells"], figs)
-        rows, what = letter_bias_rows(run)
+        rows, what = letters
         plot_letter_bias(rows, figs / "letter_bias", title=f"Letter bias: {run.label}\n{what}")
+    write_run_html(run, a, out, letter_rows=letters, title=title or run.label, image_root=image_root,
+                   max_thumbs=max_thumbs, max_thumb_bytes=max_thumb_bytes)
     return a
 
 
 def write_report(run_dir: str | Path, title: str = "", n_boot: int = 1000, seed: int = 0,
                  cluster: str = "image") -> dict:
-    """Write metrics.json, tables and the main figures into ``run_dir``; return the metrics dict.
+    """Write metrics.json, tables, the main figures and report.html into ``run_dir``; return the metrics dict.
 
     Called by the pipeline at the end of every run, so it skips the slower figures (heatmaps, letter bias).
     """
