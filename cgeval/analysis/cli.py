@@ -1,8 +1,10 @@
 """``python -m cgeval.report RUN [RUN ...]``: tables and figures from run folders alone (never a model).
 
 For each run: metrics.json, per-composition / marginal / seen-vs-unseen tables (CSV, Markdown, LaTeX) and
-figures (heatmaps per task, forest plot, letter bias, accuracy per composition) under ``OUT/<label>/``.
-Across runs: a summary table, a gap forest plot and Fig. 4 style grouped bars; with ``--paired``, exact McNemar
+figures (heatmaps per task, forest plot, letter bias, accuracy per composition) and report.html (the page to
+open in a browser: every number above plus confusion matrices and the items with the model's replies) under
+``OUT/<label>/``. Across runs: a summary table, a gap forest plot, Fig. 4 style grouped bars and a report.html
+with the compositions side by side and the paired test per composition; with ``--paired``, exact McNemar
 tests of every run against the first one per composition (Holm across compositions); with ``--table3``, the
 paper's Table 3 from a YAML config naming the runs of each row.
 """
@@ -18,6 +20,7 @@ import pandas as pd
 from ..data.registry import SUBSETS
 from ..manifest import write_text_atomic
 from .figures import plot_gap_forest, plot_grouped_bars, slug
+from .html_report import DEFAULT_MAX_THUMBS, HTML_NAME, write_comparison_html
 from .metrics import PredictionsError, Run, is_circular, load_run, paired_by_composition
 from .report import write_run_outputs
 from .stats import ItemSetMismatch, ScoringMismatch
@@ -46,6 +49,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="exact McNemar of every run against the first, per composition (same items required)")
     p.add_argument("--targets", nargs="+", type=int, metavar="SUBSET",
                    help="target subsets of the grouped bar chart (default: every unseen composition)")
+    p.add_argument("--image-root", type=Path, metavar="DIR",
+                   help="folder the items' image paths are relative to, for report.html's thumbnails (default: "
+                        "the data root in each run's manifest)")
+    p.add_argument("--thumbnails", type=int, default=DEFAULT_MAX_THUMBS, metavar="N",
+                   help=f"at most N image thumbnails per report.html ({DEFAULT_MAX_THUMBS}; 0: none)")
     args = p.parse_args(argv)
     if args.out is None:
         if len(args.runs) > 1:
@@ -55,6 +63,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"{len(args.labels)} labels for {len(args.runs)} runs")
     if args.bootstrap < 1:
         p.error("--bootstrap must be at least 1")
+    if args.thumbnails < 0:
+        p.error("--thumbnails must be 0 or more")
+    if args.image_root is not None and not args.image_root.is_dir():
+        p.error(f"--image-root {args.image_root}: no such folder")
     return args
 
 
@@ -150,6 +162,23 @@ def paired_view(t: pd.DataFrame, label_a: str, label_b: str) -> pd.DataFrame:
     })
 
 
+def html_pairs(runs: list[Run], computed: dict[str, pd.DataFrame], alpha: float) -> dict[str, pd.DataFrame | str]:
+    """Per run after the first: its paired test against the first (as computed for --paired, or now), or the
+    reason there is none (the runs answered different items, or scored them differently)."""
+    out: dict[str, pd.DataFrame | str] = {}
+    first = runs[0]
+    for other in runs[1:]:
+        if other.label in computed:
+            out[other.label] = computed[other.label]
+            continue
+        try:
+            out[other.label] = paired_by_composition(first.predictions, other.predictions, first.label, other.label,
+                                                     alpha)
+        except (ItemSetMismatch, ScoringMismatch) as e:
+            out[other.label] = str(e)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -175,7 +204,8 @@ def _main(args: argparse.Namespace) -> int:
     for run in runs:
         run_out = out if len(runs) == 1 else out / slug(run.label)
         analyses[run.label] = write_run_outputs(run, run_out, title=run.label, n_boot=args.bootstrap,
-                                                seed=args.seed, cluster=args.cluster)
+                                                seed=args.seed, cluster=args.cluster, image_root=args.image_root,
+                                                max_thumbs=args.thumbnails)
         written.append(str(run_out))
 
     summary = pd.DataFrame([summary_row(r, analyses[r.label]) for r in runs])
@@ -190,6 +220,12 @@ def _main(args: argparse.Namespace) -> int:
         plot_grouped_bars(bars, out / "grouped_bars", title="Accuracy on target compositions",
                           two_columns=len(runs) * bars["target"].nunique() > 12)
     written += ["summary.{csv,md,tex}", "gap_forest.{png,pdf}", "grouped_bars.{csv,png,pdf}"]
+    if len(runs) > 1:
+        write_comparison_html(out, runs, {r.label: analyses[r.label]["table"] for r in runs},
+                              summary_view(summary, args.cluster), gaps,
+                              {r.label: f"{slug(r.label)}/{HTML_NAME}" for r in runs},
+                              html_pairs(runs, dict((o.label, t) for o, t in paired), args.alpha), args.alpha)
+        written.append(HTML_NAME)
 
     if args.paired:
         first = runs[0]
