@@ -222,10 +222,10 @@ def label_columns(df: pd.DataFrame) -> tuple[pd.Series, pd.Series, str]:
         pred = [UNANSWERED if u else (str(o[p]).strip() if o and p in o else f"letter {p}")
                 for o, p, u in zip(opts, df["pred"], unanswered)]
         return pd.Series(gold, index=df.index), pd.Series(pred, index=df.index), \
-            "labels are option texts (the gold option's and the predicted letter's)"
+            "Labels are option texts (the gold option's and the predicted letter's)"
     gold = df["gold"].astype(str)
     pred = df["pred"].astype(object).where(~unanswered, UNANSWERED).astype(str)
-    return gold, pred, ("labels are letters: these predictions do not record the items' options (written by an "
+    return gold, pred, ("Labels are letters: these predictions do not record the items' options (written by an "
                         "older cgeval), so a predicted letter cannot be read as its option text")
 
 

@@ -49,3 +49,42 @@ def write_run(folder: Path, df: pd.DataFrame, manifest: dict | None = None) -> P
 @pytest.fixture
 def run_dir(tmp_path):
     return write_run(tmp_path / "run_a", make_predictions())
+
+
+LABEL_POOL = ("Normal", "Pneumonia", "COVID-19", "Tumor", "Cyst", "Stone")
+
+
+def with_items_text(df: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Give synthetic prediction rows what cgeval.run records about each item's text: the question, the options
+    (the gold letter's text is ``answer_text``) and a reply that says the predicted letter."""
+    rng = np.random.default_rng(seed)
+    df = df.copy()
+    questions, options, answers, replies = [], [], [], []
+    for r in df.itertuples(index=False):
+        k = int(r.n_options)
+        labels = list(rng.choice(LABEL_POOL, size=k, replace=False))
+        letters = "ABCD"[:k]
+        options.append(dict(zip(letters, labels)))
+        answers.append(labels[letters.index(r.gold)])
+        questions.append(f"What does this {r.modality} image of the {r.area.lower()} show?")
+        replies.append(f"The answer is {r.pred}." if r.pred is not None else "I am not sure.")
+    return df.assign(question=questions, options=options, answer_text=answers, response=replies)
+
+
+def write_images(root: Path, df: pd.DataFrame, size: tuple[int, int] = (320, 240)) -> None:
+    """A small distinct PNG for every image path of the rows, under ``root``."""
+    for i, rel in enumerate(sorted(set(df["image"]))):
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arr = np.full((size[1], size[0]), (i * 37) % 200 + 30, dtype=np.uint8)
+        arr[: size[1] // 2, : size[0] // 3] = 250
+        from PIL import Image
+
+        Image.fromarray(arr, mode="L").save(path)
+
+
+def write_html_run(folder: Path, df: pd.DataFrame, data_root: Path | None, manifest: dict | None = None) -> Path:
+    """A run folder whose manifest points at ``data_root`` for the images (None: no data root recorded)."""
+    m = {"data": {"n_items": len(df), **({"root": str(data_root)} if data_root is not None else {})}}
+    m.update(manifest or {})
+    return write_run(folder, df, m)
