@@ -10,7 +10,7 @@ headless Chromium and reports:
   page of the item browser (``window.cgevalReport.readyMs``), and the wall time of ``driver.get`` (returns at the
   load event), median of ``--repeat`` fresh loads (target: < 2 s).
 
-    python experiments/bench_html_report.py [--items 10000] [--repeat 3] [--keep DIR]
+    python experiments/bench_html_report.py [--items 10000] [--repeat 3] [--keep DIR] [--screenshot PNG]
 
 Needs Debian's ``chromium`` and ``chromium-driver`` and the ``selenium`` package (``pip install -e '.[test]'``).
 """
@@ -18,6 +18,7 @@ Needs Debian's ``chromium`` and ``chromium-driver`` and the ``selenium`` package
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import shutil
 import statistics
@@ -87,7 +88,8 @@ def make_run(folder: Path, images: Path, n_items: int, seed: int = 0) -> Path:
                 reply, rule = REASONING.format(letter=pred) * int(rng.integers(1, 4)) + f"Answer: {pred}", "answer_colon"
         rel = f"med-mat/{sub.datasets[0]}/img{i:05d}.png"
         (images / rel).parent.mkdir(parents=True, exist_ok=True)
-        scans.save(images / rel)
+        if not (images / rel).is_file():  # a --keep folder from an earlier build keeps its images
+            scans.save(images / rel)
         rows.append({
             "item_id": f"S{s:02d}-{i}", "subset": s, "dataset": sub.datasets[0], "modality": sub.modality,
             "area": sub.area, "task": sub.task, "split": "unseen" if s in heldout else "seen",
@@ -133,11 +135,48 @@ def open_times(html: Path, repeat: int) -> tuple[list[float], list[float], list[
     return ready, wall, errors
 
 
+def screenshot(html: Path, out: Path, width: int = 1280) -> None:
+    """The headline, the composition table and the item browser, stacked in one small palette PNG (the README's
+    picture)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="cgeval-chromium-")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = shutil.which("chromium") or shutil.which("chromium-browser")
+    for a in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+              "--disable-background-networking", "--disable-component-update", "--disable-sync",
+              f"--user-data-dir={profile}", f"--window-size={width},1000", "--hide-scrollbars"):
+        opts.add_argument(a)
+    driver = webdriver.Chrome(options=opts, service=Service(shutil.which("chromedriver")))
+    parts = []
+    try:
+        driver.get(html.resolve().as_uri())
+        for anchor, height in (("", 250), ("compositions", 330), ("browser", 600)):
+            if anchor:
+                driver.execute_script(f"document.getElementById('{anchor}').scrollIntoView()")
+            png = Image.open(io.BytesIO(driver.get_screenshot_as_png()))
+            parts.append(png.crop((0, 0, png.width, min(height, png.height))))
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+    sheet = Image.new("RGB", (parts[0].width, sum(p.height for p in parts) + 6), "#888888")
+    y = 0
+    for part in parts:
+        sheet.paste(part.convert("RGB"), (0, y))
+        y += part.height + 6
+    sheet = sheet.resize((1000, round(sheet.height * 1000 / sheet.width)), Image.Resampling.LANCZOS)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.quantize(colors=96, method=Image.Quantize.MEDIANCUT).save(out, optimize=True)
+    print(f"screenshot: {out} ({out.stat().st_size / 1e3:.0f} kB)")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--items", type=int, default=10_000)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--keep", type=Path, help="build the run here and keep it (default: a temporary folder)")
+    p.add_argument("--screenshot", type=Path, metavar="PNG", help="also save a picture of the page (docs/report.png)")
     args = p.parse_args()
     base = args.keep or Path(tempfile.mkdtemp(prefix="cgeval-bench-html-"))
     try:
@@ -158,6 +197,8 @@ def main() -> None:
               f"driver.get wall median {statistics.median(wall):.2f} s (target < 2 s)")
         if errors:
             print("console errors:", *errors, sep="\n  ")
+        if args.screenshot:
+            screenshot(html, args.screenshot)
     finally:
         if args.keep is None:
             shutil.rmtree(base, ignore_errors=True)

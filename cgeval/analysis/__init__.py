@@ -14,6 +14,7 @@ from .metrics import (
                       paired_frame,
                       read_predictions,
 )
+from .html_report import write_comparison_html, write_run_html
 from .report import write_report, write_run_outputs
 from .stats import (
                       BootstrapInterval,
@@ -35,5 +36,5 @@ __all__ = [
     "ScoringMismatch", "Table3ConfigError", "TruncatedPredictions", "bootstrap_summary", "chance_corrected", "chance_level",
     "cluster_bootstrap_accuracy", "cluster_bootstrap_gap", "cross_table", "holm", "load_run", "load_table3_config",
     "mcnemar_exact", "metrics_dict", "metrics_table", "paired_by_composition", "paired_frame", "read_predictions",
-    "table3", "wilson_interval", "write_report", "write_run_outputs",
+    "table3", "wilson_interval", "write_comparison_html", "write_report", "write_run_html", "write_run_outputs",
 ]
