@@ -43,15 +43,16 @@ class ScanMaker:
     """Grey 'scans' that compress like medical images: a smooth body, a few bright blobs, mild noise. Built from
     precomputed pieces (shifted and summed), so ten thousand distinct images take seconds, not minutes."""
 
-    def __init__(self, rng: np.random.Generator, size: int = 512):
+    def __init__(self, seed: int, size: int = 512):
         y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
-        self.rng, self.size = rng, size
+        rng = np.random.default_rng(seed)
+        self.seed, self.size = seed, size
         self.body = 60 + 80 * np.exp(-((x - 0.5) ** 2 + (y - 0.5) ** 2) * 4)
         self.blobs = [90 * np.exp(-((x - 0.5) ** 2 + (y - 0.5) ** 2) / (2 * r * r)) for r in (0.03, 0.06, 0.1)]
         self.noise = rng.normal(0, 6, (2 * size, 2 * size)).astype(np.float32)
 
-    def save(self, path: Path) -> None:
-        rng, n = self.rng, self.size
+    def save(self, path: Path, index: int) -> None:
+        rng, n = np.random.default_rng([self.seed, index]), self.size  # image i is the same whatever else is built
         img = self.body.copy()
         for _ in range(int(rng.integers(2, 5))):
             img += np.roll(self.blobs[int(rng.integers(0, 3))], tuple(rng.integers(-n // 3, n // 3, 2)), axis=(0, 1))
@@ -65,7 +66,7 @@ def make_run(folder: Path, images: Path, n_items: int, seed: int = 0) -> Path:
     subsets = [s for s in sorted(SUBSETS) if SUBSETS[s].released][:30]
     heldout = set(subsets[:4])
     images.mkdir(parents=True, exist_ok=True)
-    scans = ScanMaker(rng)
+    scans = ScanMaker(seed)
     rows = []
     for i in range(n_items):
         s = subsets[i % len(subsets)]
@@ -89,7 +90,7 @@ def make_run(folder: Path, images: Path, n_items: int, seed: int = 0) -> Path:
         rel = f"med-mat/{sub.datasets[0]}/img{i:05d}.png"
         (images / rel).parent.mkdir(parents=True, exist_ok=True)
         if not (images / rel).is_file():  # a --keep folder from an earlier build keeps its images
-            scans.save(images / rel)
+            scans.save(images / rel, i)
         rows.append({
             "item_id": f"S{s:02d}-{i}", "subset": s, "dataset": sub.datasets[0], "modality": sub.modality,
             "area": sub.area, "task": sub.task, "split": "unseen" if s in heldout else "seen",
@@ -152,11 +153,14 @@ def screenshot(html: Path, out: Path, width: int = 1280) -> None:
     parts = []
     try:
         driver.get(html.resolve().as_uri())
-        for anchor, height in (("", 250), ("compositions", 330), ("browser", 600)):
-            if anchor:
+        nav = driver.execute_script("return document.querySelector('nav.toc').getBoundingClientRect().height")
+        for anchor, height in (("", 340), ("compositions", 300), ("browser", 560)):
+            top = 0
+            if anchor:  # scrolled: the sticky contents bar is at the top, leave it out
                 driver.execute_script(f"document.getElementById('{anchor}').scrollIntoView()")
+                top = int(nav)
             png = Image.open(io.BytesIO(driver.get_screenshot_as_png()))
-            parts.append(png.crop((0, 0, png.width, min(height, png.height))))
+            parts.append(png.crop((0, top, png.width, min(top + height, png.height))))
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)

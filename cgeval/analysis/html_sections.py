@@ -111,15 +111,16 @@ def run_facts(run: Run) -> list[tuple[str, str]]:
         ("experiment", (m.get("experiment") or {}).get("name")),
         ("held out", ", ".join(m.get("heldout_compositions") or []) or None),
         ("model", " ".join(str(x) for x in (model.get("name"), model.get("model_id")) if x) or None),
-        ("revision", model.get("resolved_revision") or model.get("revision")),
+        ("revision", model.get("resolved_commit") or model.get("revision")),
         ("scoring", " ".join(str(x) for x in (scoring.get("mode"), "circular" if scoring.get("circular") else "",
                                                f"extract={scoring['extract']}" if scoring.get("extract") else "")
                              if x) or None),
         ("data", data.get("root")),
         ("seed", m.get("seed")),
         ("status", m.get("status")),
-        ("cgeval", ((env.get("git") or {}).get("commit") or "")[:12] or None),
-        ("started", env.get("time") or env.get("started")),
+        ("cgeval", (((env.get("git") or {}).get("commit") or "")[:12] + (" (dirty)" if (env.get("git") or {}).get("dirty")
+                                                                       else "")) or None),
+        ("started (UTC)", env.get("time_utc")),
     ]
     return [(k, str(v)) for k, v in facts if v not in (None, "")]
 

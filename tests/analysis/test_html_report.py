@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 from PIL import Image
 
 from cgeval.analysis.cli import main as report_main
@@ -290,6 +289,10 @@ def test_the_pipeline_writes_report_html_with_the_items_text_and_images(tmp_path
     preds = pd.read_json(tmp_path / "run" / "predictions.jsonl", lines=True, dtype=False)
     assert preds["question"].str.len().gt(0).all() and preds["options"].map(len).eq(preds["n_options"]).all()
     html = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    facts = re.findall(r"<dt>([^<]+)</dt><dd>([^<]*)</dd>", html)
+    assert ("experiment", "holdout_ct_lung") in facts and ("model", "random") in facts
+    assert ("started (UTC)", manifest["environment"]["time_utc"]) in facts
     data = page_data(html)
     assert len(data["items"]) == 120 and len(data["thumbs"]) == preds["image"].nunique()
     first = {it[0]: it for it in data["items"]}[preds.loc[0, "item_id"]]
