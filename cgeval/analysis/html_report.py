@@ -20,6 +20,7 @@ from ..manifest import write_text_atomic
 from .figures import figure_svg, forest_figure, gap_forest_figure, slug
 from .html_sections import (
     COLLAPSE_SHARE,
+    attach_thumbnails,
     browser_data,
     clean,
     composition_axes,
@@ -35,13 +36,15 @@ from .html_sections import (
 )
 from .metrics import Run, prepare
 from .tables import interval, pct, pvalue, signed_pct
-from .thumbnails import THUMB_PX
+from .thumbnails import THUMB_PX, Thumbnails, make_thumbnails
 
 HTML_NAME = "report.html"
-# Thumbnails: at most this many images and this many bytes of data URIs (about 4-6 KB each for a 160 px JPEG),
-# which keeps a 10,000-item report under 25 MB with its text.
+# Thumbnails: at most this many images and this many bytes of data URIs (2-6 KB each for a 160 px JPEG).
 DEFAULT_MAX_THUMBS = 3000
 DEFAULT_MAX_THUMB_BYTES = 15_000_000
+# The page as a whole: replies get at most half of it (cut shorter when a run's replies are long), thumbnails
+# what the rest of the page leaves.
+DEFAULT_MAX_BYTES = 25_000_000
 
 RUN_TOC = [("headline", "seen vs unseen"), ("heatmap", "MAT heatmap"), ("compositions", "compositions"),
            ("confusion", "confusion matrices"), ("letters", "letter bias"), ("rules", "parse rules"),
@@ -89,29 +92,43 @@ def default_image_root(run: Run) -> str | None:
 
 def write_run_html(run: Run, a: dict, out_dir: str | Path, letter_rows: tuple[pd.DataFrame, str] | None = None,
                    title: str = "", image_root: str | Path | None = None, max_thumbs: int = DEFAULT_MAX_THUMBS,
-                   max_thumb_bytes: int = DEFAULT_MAX_THUMB_BYTES) -> Path:
+                   max_thumb_bytes: int = DEFAULT_MAX_THUMB_BYTES, max_bytes: int = DEFAULT_MAX_BYTES) -> Path:
     """Write ``out_dir/report.html`` for one run from its analysis (`cgeval.analysis.report.analyse_run`).
 
     ``letter_rows``: the rows and a description for the letter-bias section (default: the predictions);
-    ``image_root``: the folder the items' image paths are relative to (default: the manifest's data root)."""
+    ``image_root``: the folder the items' image paths are relative to (default: the manifest's data root).
+    The page stays within ``max_bytes``: the text is laid out first, thumbnails fill what is left (at most
+    ``max_thumbs`` images and ``max_thumb_bytes``)."""
     df = prepare(run.predictions)
     root = image_root if image_root is not None else default_image_root(run)
     gold, pred, label_note = label_columns(df)
     comp_rows = composition_rows(a["table"], composition_axes(df))
     rows, what = letter_rows if letter_rows is not None else (run.predictions, f"n={len(run.predictions)} items")
-    data, thumbs = browser_data(df, root, max_thumbs, max_thumb_bytes)
-    html = render(
-        "run.html.j2", title=title or run.label, facts=run_facts(run), toc=RUN_TOC, plural=False,
+    data, wanted, counts = browser_data(df, max_thumbs, reply_budget=max_bytes // 2)
+    context = dict(
+        title=title or run.label, facts=run_facts(run), toc=RUN_TOC, plural=False,
         head=headline(a, run), forest_svg=Markup(figure_svg(forest_figure(a["table"], a["bootstrap"]))),
         heatmaps=heatmaps(a["heatmap_cells"]), comp_rows=comp_rows, comp_filters=filter_values(comp_rows),
         comp_anchor={r["composition"]: slug(r["composition"]) for r in comp_rows},
         confusion=confusion_matrices(df, gold, pred), label_note=label_note,
         collapse_share=int(100 * COLLAPSE_SHARE), letters=letter_bias_section(rows, what), rules=rule_rows(df),
-        thumbs=thumbs, thumb_px=THUMB_PX, data=data,
+        thumb_px=THUMB_PX, data=data,
     )
+    # The page without thumbnails says how many bytes are left for them (each also costs its index in a row,
+    # its quotes and comma; the note about them a few hundred bytes).
+    text_bytes = len(render("run.html.j2", browse=_thumb_note(Thumbnails(), counts, root), **context).encode())
+    budget = min(max_thumb_bytes, max_bytes - text_bytes - 8 * len(wanted) - 4096)
+    thumbs = make_thumbnails(wanted, root, max_thumbs, max(0, budget)) if budget > 0 else \
+        Thumbnails(capped=len(set(wanted)))
+    attach_thumbnails(data, thumbs)
+    html = render("run.html.j2", browse=_thumb_note(thumbs, counts, root), **context)
     path = Path(out_dir) / HTML_NAME
     write_text_atomic(path, html)
     return path
+
+
+def _thumb_note(thumbs: Thumbnails, counts: dict, root) -> dict:
+    return {**thumbs.to_note(), **counts, "root": None if root is None else str(root)}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -190,5 +207,5 @@ def write_comparison_html(out_dir: str | Path, runs: list[Run], tables: dict[str
     return path
 
 
-__all__ = ["DEFAULT_MAX_THUMBS", "DEFAULT_MAX_THUMB_BYTES", "HTML_NAME", "default_image_root", "render",
+__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_THUMBS", "DEFAULT_MAX_THUMB_BYTES", "HTML_NAME", "default_image_root", "render",
            "write_comparison_html", "write_run_html"]

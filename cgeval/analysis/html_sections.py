@@ -19,7 +19,7 @@ from ..data.registry import SUBSETS
 from ..scoring import letter_bias
 from .metrics import Run, prepare
 from .tables import interval, pct, pvalue, signed_pct
-from .thumbnails import make_thumbnails, pick_round_robin
+from .thumbnails import Thumbnails, pick_round_robin
 
 OUTCOMES = ("correct", "wrong", "unanswered")
 UNANSWERED = "(unanswered)"
@@ -340,13 +340,34 @@ def _text(v) -> str | None:
     return v if isinstance(v, str) else None
 
 
-def browser_data(df: pd.DataFrame, image_root: str | Path | None, max_thumbs: int, max_thumb_bytes: int,
-                 workers: int = 4) -> tuple[dict, dict]:
-    """The item browser's rows (compact lists, decoded by the page's script) and their thumbnails.
+def reply_cap(lengths: list[int], budget: int, most: int = MAX_REPLY_CHARS) -> int:
+    """The largest per-reply length (at most ``most``) at which all replies together fit ``budget`` characters,
+    so that a run of long replies keeps the page within its size (every reply keeps at least 200)."""
+    lengths = sorted(min(n, most) for n in lengths)
+    total = sum(lengths)
+    if total <= budget:
+        return most
+    lo, hi = 200, most
+    while lo < hi:  # binary search on the cap: sum(min(n, cap)) grows with it
+        mid = (lo + hi + 1) // 2
+        if sum(min(n, mid) for n in lengths) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+THUMB = 12  # position of the thumbnail index in an item row (see report.js)
+
+
+def browser_data(df: pd.DataFrame, max_thumbs: int, reply_budget: int) -> tuple[dict, list[str], dict]:
+    """The item browser's rows (compact lists, decoded by the page's script), without thumbnails yet; the image
+    paths in the order they should get one; counts for the page's note.
 
     Thumbnails go first to the wrong and unanswered items (what the browser shows when it opens), taking one
-    composition after another so that a cap leaves every composition some; correct items get one only when
-    every image of the run fits in the budget."""
+    composition after another so that a cap leaves every composition some; correct items are asked for only when
+    every image of the run fits in ``max_thumbs``. Replies longer than the cap that fits ``reply_budget``
+    characters (at most ``MAX_REPLY_CHARS``) are cut, with the number of characters left out."""
     d = prepare(df)
     comp = d["composition"].astype(str).to_numpy()
     outcome = outcomes(d)
@@ -362,7 +383,7 @@ def browser_data(df: pd.DataFrame, image_root: str | Path | None, max_thumbs: in
     everything = n_images <= max_thumbs
     if everything:
         order += pick_round_robin(comp, [i for i in range(len(d)) if outcome[i] == 0])
-    thumbs = make_thumbnails([images[i] for i in order], image_root, max_thumbs, max_thumb_bytes, workers)
+    wanted = [images[i] for i in order if images[i]]
 
     comp_i = {c: i for i, c in enumerate(comps)}
     split_i = {s: i for i, s in enumerate(splits)}
@@ -370,6 +391,7 @@ def browser_data(df: pd.DataFrame, image_root: str | Path | None, max_thumbs: in
     gold_l, pred_l, _ = label_columns(d)
     with_opts = has_options(d)
     records = d.drop(columns=[c for c in ("prompt", "cache_key") if c in d.columns]).to_dict("records")
+    cap = reply_cap([len(r["response"]) for r in records if isinstance(r.get("response"), str)], reply_budget)
     items = []
     for i, r in enumerate(records):
         question = _text(r.get("question"))
@@ -378,20 +400,26 @@ def browser_data(df: pd.DataFrame, image_root: str | Path | None, max_thumbs: in
         opts = _options(r.get("options")) if with_opts else None
         reply = _text(r.get("response"))
         cut = 0
-        if reply is not None and len(reply) > MAX_REPLY_CHARS:
-            cut = len(reply) - MAX_REPLY_CHARS
-            reply = reply[:MAX_REPLY_CHARS]
+        if reply is not None and len(reply) > cap:
+            cut = len(reply) - cap
+            reply = reply[:cap]
         rule = r.get("parse_rule")
-        img = images[i]
         items.append([
             str(r["item_id"]), comp_i[comp[i]], split_i[str(r["split"])], int(outcome[i]), str(r["gold"]),
             None if r.get("pred") is None else str(r["pred"]),
             rule_i["(none recorded)" if rule is None or (isinstance(rule, float) and math.isnan(rule)) else str(rule)],
-            question, [[k, v] for k, v in opts.items()] if opts else None, reply, cut, img or "",
-            thumbs.index.get(img, -1) if img else -1, gold_l.iloc[i], pred_l.iloc[i], _detail(r),
+            question, [[k, v] for k, v in opts.items()] if opts else None, reply, cut, images[i] or "",
+            -1, gold_l.iloc[i], pred_l.iloc[i], _detail(r),
         ])
     data = {"compositions": comps, "splits": splits, "rules": rules, "outcomes": list(OUTCOMES),
-            "items": items, "thumbs": thumbs.uris}
-    note = {**thumbs.to_note(), "n_items": len(d), "n_images": n_images, "n_not_right": len(not_right),
-            "every_image": everything, "root": None if image_root is None else str(image_root)}
-    return clean(data), note
+            "items": items, "thumbs": []}
+    counts = {"n_items": len(d), "n_images": n_images, "n_not_right": len(not_right), "every_image": everything,
+              "reply_cap": cap if cap < MAX_REPLY_CHARS else None}
+    return clean(data), wanted, counts
+
+
+def attach_thumbnails(data: dict, thumbs: Thumbnails) -> None:
+    """Point each item row at its image's thumbnail (-1: none) and put the thumbnails in the data."""
+    for it in data["items"]:
+        it[THUMB] = thumbs.index.get(it[THUMB - 1], -1) if it[THUMB - 1] else -1
+    data["thumbs"] = thumbs.uris

@@ -181,7 +181,7 @@ def test_item_browser_filters_change_the_visible_items(browser, crafted):
     select(browser, "#f-split", "")
     from selenium.webdriver.common.by import By
 
-    cell = next(td for td in browser.find_elements(By.CSS_SELECTOR, "table.cm td[data-gold]")
+    cell = next(td for td in browser.find_elements(By.CSS_SELECTOR, "table.cm tbody td:not(.num)")
                 if td.is_displayed() and int(td.text.split()[0]) >= 2)
     k = int(cell.text.split()[0])
     click(browser, cell)

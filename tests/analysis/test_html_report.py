@@ -20,7 +20,8 @@ from PIL import Image
 from cgeval.analysis.cli import main as report_main
 from cgeval.analysis.html_sections import UNANSWERED, confusion_matrices, label_columns
 from cgeval.analysis.metrics import load_run, prepare
-from cgeval.analysis.report import write_report
+from cgeval.analysis.html_report import write_run_html
+from cgeval.analysis.report import analyse_run, write_report
 from cgeval.analysis.thumbnails import THUMB_PX, make_thumbnails, pick_round_robin, thumbnail_data_uri
 from cgeval.config import DataConfig, ExperimentConfig, RunConfig
 from cgeval.data.sample import SAMPLE_ROOT
@@ -181,6 +182,29 @@ def test_a_byte_budget_caps_the_thumbnails(tmp_path):
     t = make_thumbnails(paths, tmp_path, max_count=100, max_bytes=int(3.5 * one))
     assert 2 <= len(t.uris) <= 4 and t.n_bytes <= 3.5 * one
     assert len(t.uris) + t.capped == 10
+
+
+def test_long_replies_and_many_images_stay_within_the_page_size(tmp_path):
+    df, folder = rich_run(tmp_path, n_per_subset=60, items_per_image=1)
+    df["response"] = [f"{i} " + "reasoning " * 600 for i in range(len(df))]  # 6,000 characters each
+    write_html_run(folder, df, tmp_path / "data")
+    rng = np.random.default_rng(0)
+    for rel in df["image"].unique():  # noise: thumbnails of several kB each, more than the page has room for
+        Image.fromarray(rng.integers(0, 255, (240, 320), dtype=np.uint8)).save(tmp_path / "data" / rel)
+    run = load_run(folder)
+    limit = 700_000  # 240 replies of 2,000 characters would take 480,000 bytes: more than half of it
+    path = write_run_html(run, analyse_run(run, n_boot=50), tmp_path / "small", max_bytes=limit)
+    html = path.read_text(encoding="utf-8")
+    assert len(html.encode()) <= limit
+    data = page_data(html)
+    cap = len(data["items"][0][9])
+    assert 200 <= cap < 2000 and all(len(it[9]) <= cap for it in data["items"])
+    assert all(it[10] == len(df.loc[i, "response"]) - len(it[9]) for i, it in enumerate(data["items"]))
+    assert f"Replies longer than {cap} characters are cut here" in html
+    assert 0 < len(data["thumbs"]) < df["image"].nunique()  # what the text left, not all of them
+    # the same run with room to spare: every reply whole up to 2,000 characters, every image
+    roomy = page_data(write_run_html(run, analyse_run(run, n_boot=50), tmp_path / "roomy").read_text(encoding="utf-8"))
+    assert len(roomy["items"][0][9]) == 2000 and len(roomy["thumbs"]) == df["image"].nunique()
 
 
 def test_missing_and_unreadable_images_are_counted_and_named(tmp_path):

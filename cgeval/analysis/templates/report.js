@@ -271,11 +271,13 @@
           browser.show({comp: null, outcome: "", rule: a.getAttribute("data-show-rule")});
         });
       });
-      $$("td[data-gold]").forEach(function (td) {
+      // a confusion-matrix cell: its row header is the gold label, its column header the predicted one
+      $$("table.cm tbody td").forEach(function (td) {
+        if (td.classList.contains("num")) return;
         td.addEventListener("click", function () {
-          var t = td.closest("table");
-          browser.show({comp: t.getAttribute("data-comp"), outcome: "",
-                        cell: {gold: td.getAttribute("data-gold"), pred: td.getAttribute("data-pred")}});
+          var t = td.closest("table"), row = td.parentNode;
+          var gold = row.cells[0].textContent, pred = t.tHead.rows[0].cells[td.cellIndex].textContent;
+          browser.show({comp: t.getAttribute("data-comp"), outcome: "", cell: {gold: gold, pred: pred}});
         });
       });
     }
