@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from .data.images import DEFAULT_MAX_IMAGE_PIXELS
 from .data.sample import SAMPLE_ROOT
+
+# The Hydra configs (config.yaml, split.yaml and their groups) ship inside the package, so an installed cgeval
+# runs from any folder. Entry points name this folder by its absolute path: Hydra then reads the same files
+# whether it is started as `cgeval`, `python -m cgeval` or from a test.
+CONF_DIR = Path(__file__).resolve().parent / "conf"
 
 # `data.root: ${cgeval.sample_root:}` points at the embedded sample shipped with the package.
 OmegaConf.register_new_resolver("cgeval.sample_root", lambda: str(SAMPLE_ROOT), replace=True)

@@ -19,7 +19,8 @@ from pathlib import Path
 import yaml
 
 from .data.candidates import SCOPES, CandidatesError, block_counts, candidate_rows, candidates_frame, universe
-from .data.loader import DataError, find_qa_files
+from .data.loader import find_qa_files
+from .errors import named_error_status
 
 STEM = "table3_candidates"
 
@@ -119,9 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write(markdown(candidates_frame(rows), report, numbers))
             return 0
         result = write_candidates(Path(args.out), args.scope, args.data_root)
-    except (CandidatesError, DataError) as e:
-        print(f"cgeval.split_candidates: {type(e).__name__}: {e}", file=sys.stderr)
-        return 2
+    except Exception as e:  # CandidatesError, DataError, ...: one line, status 2
+        return named_error_status("cgeval.split_candidates", e)
     counts = ", ".join(f"{b} {n}" for b, n in result["counts"].items())
     print(f"cgeval.split_candidates: {sum(result['counts'].values())} rows ({counts}) over "
           f"{len(result['subsets'])} subsets -> {args.out}")

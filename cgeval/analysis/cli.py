@@ -16,13 +16,12 @@ from pathlib import Path
 import pandas as pd
 
 from ..data.registry import SUBSETS
+from ..errors import named_error_status
 from ..manifest import write_text_atomic
 from .figures import plot_gap_forest, plot_grouped_bars, slug
-from .metrics import PredictionsError, Run, is_circular, load_run, paired_by_composition
+from .metrics import Run, is_circular, load_run, paired_by_composition
 from .report import write_run_outputs
-from .stats import ItemSetMismatch, ScoringMismatch
 from .table3 import (
-    Table3ConfigError,
     load_table3_config,
     table3,
     table3_latex_view,
@@ -154,9 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         return _main(args)
-    except (PredictionsError, ItemSetMismatch, ScoringMismatch, Table3ConfigError, ValueError) as e:
-        print(f"cgeval.report: error: {type(e).__name__}: {e}", file=sys.stderr)
-        return 2
+    except Exception as e:  # named errors (PredictionsError, ItemSetMismatch, ...) and bad values: one line
+        return named_error_status("cgeval.report: error", e, also=(ValueError,))
 
 
 def _main(args: argparse.Namespace) -> int:

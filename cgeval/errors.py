@@ -1,0 +1,141 @@
+"""Named errors at the command line: one clear line on stderr, exit status 2, the traceback only with
+``HYDRA_FULL_ERROR=1`` (the variable Hydra itself reads), in every entry point (`cgeval`, ``cgeval report``,
+``split``, ``merge``, ``candidates`` and their ``python -m`` forms).
+
+A named error is one of cgeval's own exception classes for a problem the user can fix (a data root that does
+not exist, a model that cannot be loaded, a config value out of range, ...); anything else is a bug and keeps
+its traceback. An error wrapped by another one (Hydra's ``instantiate`` wraps whatever a model constructor raises)
+is found through its ``__cause__`` chain.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+# (module, class name): every exception class that names a problem the user can fix. Only modules already
+# imported are looked at (an exception's class is imported once it has been raised), so checking costs nothing.
+NAMED_ERRORS: tuple[tuple[str, str], ...] = (
+    ("cgeval.config", "ConfigError"),
+    ("cgeval.data.loader", "DataError"),  # DataRootNotFound, NoQAFilesFound, MedMatFormatError, splits, mix-in, ...
+    ("cgeval.data.compositions", "UnknownMATValue"),
+    ("cgeval.data.export", "ExportError"),
+    ("cgeval.data.candidates", "CandidatesError"),
+    ("cgeval.jsonl", "JsonlLineError"),
+    ("cgeval.models.hf", "ModelLoadError"),
+    ("cgeval.models.hf", "LetterTokenError"),
+    ("cgeval.models.factory", "UnsupportedBackend"),
+    ("cgeval.models.base", "UnsupportedScoring"),
+    ("cgeval.models.tiny", "UnknownTinyModel"),
+    ("cgeval.models.vllm_backend", "VLLMNotInstalled"),
+    ("cgeval.models.openai_api", "OpenAINotInstalled"),
+    ("cgeval.models.openai_api", "MissingAPIKey"),
+    ("cgeval.scoring.circular", "CircularError"),
+    ("cgeval.merge", "MergeError"),
+    ("cgeval.analysis.metrics", "PredictionsError"),
+    ("cgeval.analysis.stats", "ItemSetMismatch"),
+    ("cgeval.analysis.stats", "ScoringMismatch"),
+    ("cgeval.analysis.table3", "Table3ConfigError"),
+)
+
+
+def named_error_types() -> tuple[type[BaseException], ...]:
+    """The classes of `NAMED_ERRORS` whose modules are imported."""
+    found = []
+    for module, name in NAMED_ERRORS:
+        cls = getattr(sys.modules.get(module), name, None)
+        if isinstance(cls, type) and issubclass(cls, BaseException):
+            found.append(cls)
+    return tuple(found)
+
+
+def find_named(exc: BaseException, also: tuple[type[BaseException], ...] = ()) -> BaseException | None:
+    """``exc`` itself or the first exception in its ``__cause__`` chain that is a named error (or one of ``also``)."""
+    types = named_error_types() + tuple(also)
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, types):
+            return cur
+        seen.add(id(cur))
+        cur = cur.__cause__
+    return None
+
+
+def full_error() -> bool:
+    """True when the user asked for full tracebacks (Hydra's own switch, used by every entry point)."""
+    return os.environ.get("HYDRA_FULL_ERROR", "") not in ("", "0")
+
+
+def one_line(prog: str, exc: BaseException) -> str:
+    return f"{prog}: {type(exc).__name__}: {exc}"
+
+
+def named_error_status(prog: str, exc: Exception, also: tuple[type[BaseException], ...] = ()) -> int:
+    """For an ``except Exception as e`` clause of a command's ``main``: print one line for a named error (or one
+    of ``also``) and return the exit status 2; anything else, or any error with ``HYDRA_FULL_ERROR=1``, is
+    raised on with its traceback."""
+    named = find_named(exc, also)
+    if named is None or full_error():
+        raise exc
+    print(one_line(prog, named), file=sys.stderr)
+    return 2
+
+
+@contextmanager
+def hydra_task_errors(prog: str, also: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
+    """The body of a Hydra task (Hydra catches whatever escapes it and prints a traceback, so named errors are
+    handled here). Any failure first removes the run folder if the task wrote nothing into it
+    (`remove_unstarted_run`); a named error then prints one line and exits with status 2. In a sweep it is
+    raised on instead, so that the other jobs still run and Hydra reports the failed one at the end."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hc = HydraConfig.get()
+    try:
+        yield
+    except Exception as e:
+        remove_unstarted_run(hc.runtime.output_dir)
+        named = find_named(e, also)
+        if named is None or full_error():
+            raise
+        print(one_line(prog, named), file=sys.stderr)
+        if hc.mode == RunMode.MULTIRUN:
+            raise
+        raise SystemExit(2) from None
+
+
+# What Hydra writes into a run folder before the task starts: the composed config and the job's log.
+_HYDRA_OWN = (".hydra",)
+
+
+def remove_unstarted_run(output_dir: str | Path, stop_at: str | Path | None = None) -> bool:
+    """Remove a run folder that holds nothing but what Hydra wrote before the run started (``.hydra/`` and
+    ``*.log``), then its parents that are left empty, up to ``stop_at`` (default: the working directory).
+
+    A folder holding anything else (a manifest, predictions of an earlier run being resumed) is left alone.
+    Returns whether the folder was removed.
+    """
+    out = Path(output_dir)
+    if not out.is_dir():
+        return False
+    for entry in out.iterdir():
+        if entry.name in _HYDRA_OWN and entry.is_dir() and not entry.is_symlink():
+            continue
+        if entry.suffix == ".log" and entry.is_file() and not entry.is_symlink():
+            continue
+        return False
+    shutil.rmtree(out)
+    stop = Path(stop_at or os.getcwd()).resolve()
+    parent = out.resolve().parent
+    while parent != stop and stop in parent.parents:
+        try:
+            parent.rmdir()  # only an empty folder: never anything the user put there
+        except OSError:
+            break
+        parent = parent.parent
+    return True
