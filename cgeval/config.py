@@ -29,7 +29,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class DataConfig:
     root: str
-    source: str = "subsets"
+    source: str = "auto"  # auto | subsets | datasets (cgeval.data.loader.resolve_source)
     subsets: list[int] | None = None
     datasets: list[int] | None = None
     max_items_per_file: int | None = None
