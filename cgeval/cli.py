@@ -15,13 +15,20 @@ from __future__ import annotations
 import importlib
 import sys
 
-# subcommand -> (module, what it does)
-SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "report": ("cgeval.report", "tables and figures from run folders"),
-    "split": ("cgeval.split", "an experiment's training sets (LLaMA-Factory, ms-swift) and test list"),
-    "merge": ("cgeval.merge", "merge the shards of a run"),
-    "candidates": ("cgeval.split_candidates", "every Table-3-style candidate row"),
+# subcommand -> the module its `python -m` form runs
+SUBCOMMANDS: dict[str, str] = {
+    "report": "cgeval.report",
+    "split": "cgeval.split",
+    "merge": "cgeval.merge",
+    "candidates": "cgeval.split_candidates",
 }
+
+
+def prog(module: str) -> str:
+    """The name a subcommand's usage line shows: ``cgeval <sub>`` when started through this command, else the
+    ``python -m`` form."""
+    first = sys.argv[0] if sys.argv else ""
+    return first if first.startswith("cgeval ") else f"python -m {module}"
 
 
 def _entry(module: str):
@@ -34,9 +41,9 @@ def main(argv: list[str] | None = None) -> int | None:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in SUBCOMMANDS:
         name, rest = args[0], args[1:]
-        entry = _entry(SUBCOMMANDS[name][0])
+        entry = _entry(SUBCOMMANDS[name])
+        sys.argv = [f"cgeval {name}", *rest]
         if name == "split":  # a Hydra app: it reads its overrides from sys.argv
-            sys.argv = [f"cgeval {name}", *rest]
             return entry()
         return entry(rest)
     # Anything else is an evaluation: Hydra reads the overrides (and -m, --help, --cfg ...) from sys.argv.

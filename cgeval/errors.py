@@ -45,11 +45,15 @@ NAMED_ERRORS: tuple[tuple[str, str], ...] = (
 
 def named_error_types() -> tuple[type[BaseException], ...]:
     """The classes of `NAMED_ERRORS` whose modules are imported."""
+    # A module started as `python -m cgeval.merge` runs as __main__: its classes live there.
+    main = sys.modules.get("__main__")
+    main_name = getattr(getattr(main, "__spec__", None), "name", None)
     found = []
     for module, name in NAMED_ERRORS:
-        cls = getattr(sys.modules.get(module), name, None)
-        if isinstance(cls, type) and issubclass(cls, BaseException):
-            found.append(cls)
+        for mod in (sys.modules.get(module), main if main_name == module else None):
+            cls = getattr(mod, name, None)
+            if isinstance(cls, type) and issubclass(cls, BaseException):
+                found.append(cls)
     return tuple(found)
 
 

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from .analysis.report import write_report
+from .cli import prog
 from .errors import named_error_status
 from .manifest import write_json_atomic, write_text_atomic
 from .config import ShardConfig
@@ -85,7 +86,7 @@ def _merge(run_dir: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=prog("cgeval.merge"), description=__doc__.splitlines()[0])
     parser.add_argument("run_dir")
     args = parser.parse_args(argv)
     try:

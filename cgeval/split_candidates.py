@@ -20,6 +20,7 @@ import yaml
 
 from .data.candidates import SCOPES, CandidatesError, block_counts, candidate_rows, candidates_frame, universe
 from .data.loader import find_qa_files
+from .cli import prog
 from .errors import named_error_status
 
 STEM = "table3_candidates"
@@ -100,7 +101,7 @@ def write_configs(out: Path, scope: str = "released", data_root: str | Path | No
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cgeval.split_candidates", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=prog("cgeval.split_candidates"), description=__doc__.splitlines()[0])
     parser.add_argument("--scope", choices=SCOPES, default="released",
                         help="released: subsets 01-37 (default); all: 01-53, detection/segmentation included")
     parser.add_argument("--data-root", help="keep only subsets whose Subset--NN-train.json is under this folder")

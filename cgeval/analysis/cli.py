@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..data.registry import SUBSETS
+from ..cli import prog
 from ..errors import named_error_status
 from ..manifest import write_text_atomic
 from .figures import plot_gap_forest, plot_grouped_bars, slug
@@ -31,7 +32,7 @@ from .tables import interval, pct, pvalue, signed_pct, write_table
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m cgeval.report", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog=prog("cgeval.report"), description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", type=Path, help="run folders (each holds predictions.jsonl)")
     p.add_argument("--out", type=Path, help="output folder (default: RUN/report for one run; required for several)")
     p.add_argument("--labels", nargs="+", help="a short name per run (default: the folder names)")
