@@ -1,6 +1,7 @@
-"""Named errors at the command line: one clear line on stderr, exit status 2, the traceback only with
-``HYDRA_FULL_ERROR=1`` (the variable Hydra itself reads), in every entry point (`cgeval`, ``cgeval report``,
-``split``, ``merge``, ``candidates`` and their ``python -m`` forms).
+"""Named errors at the command line: one clear line on stderr, the traceback only with ``HYDRA_FULL_ERROR=1``
+(the variable Hydra itself reads), in every entry point (`cgeval`, ``cgeval report``, ``split``, ``merge``,
+``candidates`` and their ``python -m`` forms). An evaluation or a split then exits with status 1 (a run stopped on
+an error, `cgeval.run.EXIT_ERROR`); the argparse entries (report, merge, candidates) with status 2.
 
 A named error is one of cgeval's own exception classes for a problem the user can fix (a data root that does
 not exist, a model that cannot be loaded, a config value out of range, ...); anything else is a bug and keeps
@@ -10,7 +11,9 @@ is found through its ``__cause__`` chain.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import re
 import shutil
 import sys
 from collections.abc import Iterator
@@ -36,6 +39,7 @@ NAMED_ERRORS: tuple[tuple[str, str], ...] = (
     ("cgeval.models.openai_api", "MissingAPIKey"),
     ("cgeval.scoring.circular", "CircularError"),
     ("cgeval.merge", "MergeError"),
+    ("cgeval.store", "RunFolderLocked"),
     ("cgeval.analysis.metrics", "PredictionsError"),
     ("cgeval.analysis.stats", "ItemSetMismatch"),
     ("cgeval.analysis.stats", "ScoringMismatch"),
@@ -94,8 +98,9 @@ def named_error_status(prog: str, exc: Exception, also: tuple[type[BaseException
 def hydra_task_errors(prog: str, also: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
     """The body of a Hydra task (Hydra catches whatever escapes it and prints a traceback, so named errors are
     handled here). Any failure first removes the run folder if the task wrote nothing into it
-    (`remove_unstarted_run`); a named error then prints one line and exits with status 2. In a sweep it is
-    raised on instead, so that the other jobs still run and Hydra reports the failed one at the end."""
+    (`remove_unstarted_run`); a named error then prints one line and exits with status 1 (`EXIT_ERROR`, as for
+    any run stopped on an error). In a sweep it is raised on instead, so that the other jobs still run and Hydra
+    reports the failed one at the end."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -110,19 +115,33 @@ def hydra_task_errors(prog: str, also: tuple[type[BaseException], ...] = ()) -> 
         print(one_line(prog, named), file=sys.stderr)
         if hc.mode == RunMode.MULTIRUN:
             raise
-        raise SystemExit(2) from None
+        raise SystemExit(EXIT_ERROR) from None
 
+
+EXIT_ERROR = 1  # the exit status of a run stopped on an error (cgeval.run.EXIT_ERROR)
 
 # What Hydra writes into a run folder before the task starts: the composed config and the job's log.
 _HYDRA_OWN = (".hydra",)
+# The run-folder locks (cgeval.store): empty once released, removable only when no process holds them.
+_LOCK_FILE = re.compile(r"^\.cgeval(\.shard-\d+-of-\d+)?\.lock$")
+
+
+def _lock_is_free(path: Path) -> bool:
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # released when the file closes
+        return True
+    except OSError:  # BlockingIOError: another process holds it
+        return False
 
 
 def remove_unstarted_run(output_dir: str | Path, stop_at: str | Path | None = None) -> bool:
     """Remove a run folder that holds nothing but what Hydra wrote before the run started (``.hydra/`` and
-    ``*.log``), then its parents that are left empty, up to ``stop_at`` (default: the working directory).
+    ``*.log``) and run-folder locks no process holds, then its parents that are left empty, up to ``stop_at``
+    (default: the working directory).
 
-    A folder holding anything else (a manifest, predictions of an earlier run being resumed) is left alone.
-    Returns whether the folder was removed.
+    A folder holding anything else (a manifest, predictions of an earlier run being resumed) or a lock another
+    process holds (a run that is starting there) is left alone. Returns whether the folder was removed.
     """
     out = Path(output_dir)
     if not out.is_dir():
@@ -131,6 +150,8 @@ def remove_unstarted_run(output_dir: str | Path, stop_at: str | Path | None = No
         if entry.name in _HYDRA_OWN and entry.is_dir() and not entry.is_symlink():
             continue
         if entry.suffix == ".log" and entry.is_file() and not entry.is_symlink():
+            continue
+        if _LOCK_FILE.match(entry.name) and entry.is_file() and not entry.is_symlink() and _lock_is_free(entry):
             continue
         return False
     shutil.rmtree(out)

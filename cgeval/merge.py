@@ -17,7 +17,7 @@ from .cli import prog
 from .errors import named_error_status
 from .manifest import write_json_atomic, write_text_atomic
 from .config import ShardConfig
-from .store import RunFolderLocked, item_sort_key, locked_run_folder, read_rows
+from .store import item_sort_key, locked_run_folder, read_rows
 
 
 class MergeError(RuntimeError):
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         metrics = merge_shards(args.run_dir)
-    except Exception as e:  # a named error (MergeError, RunFolderLocked, an unreadable file, ...): one line, status 2
+    except Exception as e:  # a named error (MergeError, RunFolderLocked, ...): one line, status 2
         return named_error_status("cgeval.merge", e)
     split = metrics.get("split", {})
     summary = ", ".join(f"{k} {100 * v['accuracy']:.1f}% (n={v['n']})" for k, v in split.items() if v.get("n"))

@@ -1,6 +1,6 @@
 """The command line as a user meets it: the `cgeval` dispatcher and every entry point print a named error as one
-line (exit status 2, no traceback unless HYDRA_FULL_ERROR=1), and a run that stops before inference leaves no
-folder behind."""
+line (no traceback unless HYDRA_FULL_ERROR=1; exit status 1 for a run, 2 for report, merge, candidates), and a run
+that stops before inference leaves no folder behind."""
 
 import json
 import os
@@ -12,7 +12,11 @@ from pathlib import Path
 import pytest
 
 from cgeval.cli import SUBCOMMANDS
+from cgeval.config import ShardConfig
 from cgeval.data.sample import SAMPLE_ROOT
+from cgeval.errors import remove_unstarted_run
+from cgeval.run import EXIT_ERROR
+from cgeval.store import LOCK_NAME, locked_run_folder
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,8 +28,10 @@ def cgeval(*args: str, cwd: Path, module: str = "cgeval.cli", **env: str) -> sub
                           timeout=300, env={**base, "PYTHONPATH": str(REPO), **env})
 
 
-def one_line_error(proc: subprocess.CompletedProcess, prefix: str) -> str:
-    assert proc.returncode == 2, (proc.returncode, proc.stderr[-3000:])
+def one_line_error(proc: subprocess.CompletedProcess, prefix: str, status: int = EXIT_ERROR) -> str:
+    """The one line a named error prints; an evaluation or split exits 1 (a run stopped on an error), the
+    argparse entries 2."""
+    assert proc.returncode == status, (proc.returncode, proc.stderr[-3000:])
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(prefix), proc.stderr[-3000:]
@@ -111,11 +117,11 @@ def test_argparse_entries_named_errors(tmp_path, form):
         return cgeval(sub, *args, cwd=tmp_path) if form == "cgeval" else \
             cgeval(*args, cwd=tmp_path, module=SUBCOMMANDS[sub])
 
-    one_line_error(call("merge", str(tmp_path / "nowhere")), "cgeval.merge: MergeError")
+    one_line_error(call("merge", str(tmp_path / "nowhere")), "cgeval.merge: MergeError", 2)
     (tmp_path / "empty_run").mkdir()
-    assert "predictions" in one_line_error(call("report", str(tmp_path / "empty_run")), "cgeval.report: error: ")
+    assert "predictions" in one_line_error(call("report", str(tmp_path / "empty_run")), "cgeval.report: error: ", 2)
     one_line_error(call("candidates", "--data-root", str(tmp_path / "nowhere")),
-                   "cgeval.split_candidates: CandidatesError")
+                   "cgeval.split_candidates: CandidatesError", 2)
     full = cgeval("merge", str(tmp_path / "nowhere"), cwd=tmp_path, HYDRA_FULL_ERROR="1")
     assert full.returncode != 0 and "Traceback" in full.stderr and "MergeError" in full.stderr
 
@@ -127,3 +133,32 @@ def test_a_sweep_runs_its_other_jobs_and_fails_at_the_end(tmp_path):
     assert "cgeval: DataRootNotFound: data.root /nonexistent" in proc.stderr
     assert len(list((tmp_path / "sweep").glob("*/metrics.json"))) == 1
     assert len([p for p in (tmp_path / "sweep").iterdir() if p.is_dir()]) == 1  # the failed job left no folder
+
+
+def _unstarted(root: Path) -> Path:
+    """What a run that stopped before writing anything leaves: Hydra's files and its released lock."""
+    out = root / "results" / "exp" / "model" / "2026-01-01_00-00-00"
+    (out / ".hydra").mkdir(parents=True)
+    (out / ".hydra" / "config.yaml").write_text("seed: 0\n")
+    (out / "__main__.log").write_text("")
+    with locked_run_folder(out, ShardConfig()):
+        pass
+    assert (out / LOCK_NAME).is_file()
+    return out
+
+
+def test_an_unstarted_run_folder_is_removed_with_its_empty_parents(tmp_path):
+    (tmp_path / "results" / "other").mkdir(parents=True)  # not empty after the removal: kept
+    out = _unstarted(tmp_path)
+    assert remove_unstarted_run(out, stop_at=tmp_path)
+    assert not out.exists() and not (tmp_path / "results" / "exp").exists() and (tmp_path / "results").is_dir()
+
+
+def test_a_folder_with_results_or_a_held_lock_is_kept(tmp_path):
+    out = _unstarted(tmp_path)
+    (out / "manifest.json").write_text("{}")
+    assert not remove_unstarted_run(out, stop_at=tmp_path) and (out / "manifest.json").is_file()
+    (out / "manifest.json").unlink()
+    with locked_run_folder(out, ShardConfig()):  # a run starting there holds its lock
+        assert not remove_unstarted_run(out, stop_at=tmp_path) and out.is_dir()
+    assert remove_unstarted_run(out, stop_at=tmp_path)

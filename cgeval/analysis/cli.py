@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..data.registry import SUBSETS
 from ..cli import prog
+from ..data.registry import SUBSETS
 from ..errors import named_error_status
 from ..manifest import write_text_atomic
 from .figures import plot_gap_forest, plot_grouped_bars, slug
