@@ -38,6 +38,7 @@ def _entry(module: str):
 
 
 def main(argv: list[str] | None = None) -> int | None:
+    """The `cgeval` console script; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in SUBCOMMANDS:
         name, rest = args[0], args[1:]
@@ -46,8 +47,9 @@ def main(argv: list[str] | None = None) -> int | None:
         if name == "split":  # a Hydra app: it reads its overrides from sys.argv
             return entry()
         return entry(rest)
-    # Anything else is an evaluation: Hydra reads the overrides (and -m, --help, --cfg ...) from sys.argv.
-    from .__main__ import main as evaluate
+    # Anything else is an evaluation: Hydra reads the overrides (and -m, --help, --cfg ...) from sys.argv; the exit
+    # code is the runs' (0 complete, 3 incomplete, 1 stopped on an error: cgeval.run.exit_code).
+    from .__main__ import cli as evaluate
 
     sys.argv = ["cgeval", *args]
     return evaluate()

@@ -64,6 +64,14 @@ def test_bare_command_runs_an_evaluation_from_outside_the_tree(tmp_path):
     assert manifest["environment"]["git"]["version"]
 
 
+def test_the_bare_command_exits_with_the_runs_code(tmp_path):
+    """Exit 3 for a run with items that failed at inference (status incomplete), as `python -m cgeval`."""
+    proc = cgeval("model=mock", "+model.fail_on=[S03-2]", f"hydra.run.dir={tmp_path / 'run'}", "progress=false",
+                  cwd=tmp_path)
+    assert proc.returncode == 3, proc.stderr[-3000:]
+    assert json.loads((tmp_path / "run" / "manifest.json").read_text())["status"] == "incomplete"
+
+
 def test_evaluation_named_errors_are_one_line_and_leave_no_run_folder(tmp_path):
     line = one_line_error(cgeval("data.root=/nonexistent/medmat", "model=prior", cwd=tmp_path), "cgeval: ")
     assert "DataRootNotFound" in line and "/nonexistent/medmat" in line
