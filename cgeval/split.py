@@ -65,7 +65,7 @@ def main(cfg: DictConfig) -> None:
     c = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(c, dict)
     c.pop("hydra", None)
-    # Named errors and config values out of range: one line, exit status 2 (cgeval.errors).
+    # Named errors and config values out of range: one line, exit status 1 (cgeval.errors).
     with hydra_task_errors("cgeval.split", also=(ValueError,)):
         manifest = split_experiment(
             _build(DataConfig, c["data"], "data"), _build(ExperimentConfig, c["experiment"], "experiment"), c["split"]
