@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from .data.images import DEFAULT_MAX_IMAGE_PIXELS
 from .data.sample import SAMPLE_ROOT
+
+# The Hydra configs (config.yaml, split.yaml and their groups) ship inside the package, so an installed cgeval
+# runs from any folder. Entry points name this folder by its absolute path: Hydra then reads the same files
+# whether it is started as `cgeval`, `python -m cgeval` or from a test.
+CONF_DIR = Path(__file__).resolve().parent / "conf"
 
 # `data.root: ${cgeval.sample_root:}` points at the embedded sample shipped with the package.
 OmegaConf.register_new_resolver("cgeval.sample_root", lambda: str(SAMPLE_ROOT), replace=True)
@@ -23,7 +29,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class DataConfig:
     root: str
-    source: str = "subsets"
+    source: str = "auto"  # auto | subsets | datasets (cgeval.data.loader.resolve_source)
     subsets: list[int] | None = None
     datasets: list[int] | None = None
     max_items_per_file: int | None = None

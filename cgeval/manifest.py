@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -26,17 +27,53 @@ def package_versions() -> dict[str, str | None]:
     return out
 
 
-def git_state(path: Path | None = None) -> dict[str, object]:
-    """Commit and dirty flag of the cgeval checkout (None outside a git checkout)."""
-    cwd = path or Path(__file__).resolve().parent
+def _is_cgeval_project(toplevel: Path, package_dir: Path) -> bool:
+    """True when ``toplevel`` is cgeval's own source tree: its pyproject.toml names the project cgeval and the
+    package folder is its ``cgeval/``."""
+    if (toplevel / "cgeval").resolve() != package_dir.resolve():
+        return False
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
+        text = (toplevel / "pyproject.toml").read_text(encoding="utf-8")
+    except OSError:
+        return False
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        return re.search(r'(?m)^\[project\][^\[]*?^name\s*=\s*["\']cgeval["\']', text) is not None
+    try:
+        return tomllib.loads(text).get("project", {}).get("name") == "cgeval"
+    except tomllib.TOMLDecodeError:
+        return False
+
+
+def _installed_version() -> str | None:
+    try:
+        return metadata.version("cgeval")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def git_state(path: Path | None = None) -> dict[str, object]:
+    """Which cgeval produced a run: the commit and dirty flag of cgeval's own checkout, or, for an installed
+    package (a wheel; a copy inside some other project's git repository), the installed version only.
+
+    ``git rev-parse`` in the package's folder answers for whatever repository contains it, so the commit is
+    recorded only when that repository's top level is cgeval's own project (see `_is_cgeval_project`).
+    """
+    package_dir = Path(path) if path is not None else Path(__file__).resolve().parent
+    installed = {"source": "installed", "commit": None, "dirty": None, "version": _installed_version()}
+    try:
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=package_dir, capture_output=True,
+                             text=True, timeout=10, check=True).stdout.strip()
+        if not top or not _is_cgeval_project(Path(top), package_dir):
+            return installed
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=top, capture_output=True, text=True,
                                 timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=top,
                                capture_output=True, text=True, timeout=10, check=True).stdout.strip() != ""
-        return {"commit": commit, "dirty": dirty}
+        return {"source": "git", "commit": commit, "dirty": dirty, "version": installed["version"]}
     except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
+        return installed
 
 
 def device_info() -> dict[str, object]:

@@ -13,9 +13,11 @@ import sys
 from pathlib import Path
 
 from .analysis.report import write_report
+from .cli import prog
+from .errors import named_error_status
 from .manifest import write_json_atomic, write_text_atomic
 from .config import ShardConfig
-from .store import RunFolderLocked, item_sort_key, locked_run_folder, read_rows
+from .store import item_sort_key, locked_run_folder, read_rows
 
 
 class MergeError(RuntimeError):
@@ -84,14 +86,13 @@ def _merge(run_dir: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=prog("cgeval.merge"), description=__doc__.splitlines()[0])
     parser.add_argument("run_dir")
     args = parser.parse_args(argv)
     try:
         metrics = merge_shards(args.run_dir)
-    except (MergeError, RunFolderLocked) as e:
-        print(f"cgeval.merge: {type(e).__name__}: {e}", file=sys.stderr)
-        return 2
+    except Exception as e:  # a named error (MergeError, RunFolderLocked, ...): one line, status 2
+        return named_error_status("cgeval.merge", e)
     split = metrics.get("split", {})
     summary = ", ".join(f"{k} {100 * v['accuracy']:.1f}% (n={v['n']})" for k, v in split.items() if v.get("n"))
     print(f"merged {args.run_dir}: {summary}")

@@ -8,16 +8,15 @@ manifest (cgeval.data.export). On the embedded sample use `split=sample` (small 
 
 from __future__ import annotations
 
-import sys
-
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from .config import DataConfig, ExperimentConfig, _build
+from .config import CONF_DIR, DataConfig, ExperimentConfig, _build
 from .data.export import export_split
-from .data.loader import DataError, load_medmat
+from .data.loader import load_medmat
 from .data.mixin import MixInSpec, load_mix_in, split_test_image_keys
 from .data.splits import SplitSettings, TargetSpec, build_split
+from .errors import hydra_task_errors
 
 _EXPORT_KEYS = ("formats", "image_paths", "image_separator", "out", "mix_in")
 
@@ -61,17 +60,16 @@ def split_experiment(data: DataConfig, experiment: ExperimentConfig, split_cfg: 
     )
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="split")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="split")
 def main(cfg: DictConfig) -> None:
     c = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(c, dict)
     c.pop("hydra", None)
-    try:
+    # Named errors and config values out of range: one line, exit status 1 (cgeval.errors).
+    with hydra_task_errors("cgeval.split", also=(ValueError,)):
         manifest = split_experiment(
             _build(DataConfig, c["data"], "data"), _build(ExperimentConfig, c["experiment"], "experiment"), c["split"]
         )
-    except (DataError, ValueError) as e:  # named data/config errors: one clear line, no traceback
-        sys.exit(f"cgeval.split: {type(e).__name__}: {e}")
     arms = ", ".join(f"{a}={v['n']}" for a, v in manifest["arms"].items())
     print(
         f"cgeval.split: {manifest['experiment']} | target {manifest['target']['compositions']} "

@@ -6,7 +6,7 @@ paper's four blocks (fixed modality, fixed area, fixed task, modality-area pairs
 marks the rows the paper names. ``--data-root`` keeps only the subsets whose QA files are under that folder.
 With ``--out`` it writes ``table3_candidates.csv`` and ``table3_candidates.md`` there and prints the counts per
 block; without, it prints the Markdown table. ``--write-configs DIR`` writes one experiment config per row; the
-shipped set is conf/experiment/table3_candidates (``experiment=table3_candidates/area_03_from_04_28``), and a
+shipped set is cgeval/conf/experiment/table3_candidates (``experiment=table3_candidates/area_03_from_04_28``), and a
 test checks that it matches what the registry gives. A plain argparse entry: nothing here needs Hydra.
 """
 
@@ -18,8 +18,10 @@ from pathlib import Path
 
 import yaml
 
+from .cli import prog
 from .data.candidates import SCOPES, CandidatesError, block_counts, candidate_rows, candidates_frame, universe
-from .data.loader import DataError, find_qa_files
+from .data.loader import find_qa_files
+from .errors import named_error_status
 
 STEM = "table3_candidates"
 
@@ -82,7 +84,7 @@ def config_text(row, sample_subsets) -> str:
 
 def write_configs(out: Path, scope: str = "released", data_root: str | Path | None = None) -> list[Path]:
     """One experiment config per candidate row in ``out`` (``python -m cgeval.split
-    experiment=table3_candidates/<name>`` when ``out`` is conf/experiment/table3_candidates). Files of rows that
+    experiment=table3_candidates/<name>`` when ``out`` is cgeval/conf/experiment/table3_candidates). Files of rows that
     no longer exist are removed, so the folder is exactly the current candidate list."""
     from .data.sample import SAMPLE_SUBSETS
 
@@ -99,14 +101,14 @@ def write_configs(out: Path, scope: str = "released", data_root: str | Path | No
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cgeval.split_candidates", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=prog("cgeval.split_candidates"), description=__doc__.splitlines()[0])
     parser.add_argument("--scope", choices=SCOPES, default="released",
                         help="released: subsets 01-37 (default); all: 01-53, detection/segmentation included")
     parser.add_argument("--data-root", help="keep only subsets whose Subset--NN-train.json is under this folder")
     parser.add_argument("--out", help="folder for table3_candidates.csv/.md (default: print the Markdown)")
     parser.add_argument("--write-configs", metavar="DIR",
                         help="write one experiment config per row into DIR (the shipped set lives in "
-                             "conf/experiment/table3_candidates)")
+                             "cgeval/conf/experiment/table3_candidates)")
     args = parser.parse_args(argv)
     try:
         if args.write_configs is not None:
@@ -119,9 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write(markdown(candidates_frame(rows), report, numbers))
             return 0
         result = write_candidates(Path(args.out), args.scope, args.data_root)
-    except (CandidatesError, DataError) as e:
-        print(f"cgeval.split_candidates: {type(e).__name__}: {e}", file=sys.stderr)
-        return 2
+    except Exception as e:  # CandidatesError, DataError, ...: one line, status 2
+        return named_error_status("cgeval.split_candidates", e)
     counts = ", ".join(f"{b} {n}" for b, n in result["counts"].items())
     print(f"cgeval.split_candidates: {sum(result['counts'].values())} rows ({counts}) over "
           f"{len(result['subsets'])} subsets -> {args.out}")

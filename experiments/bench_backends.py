@@ -24,7 +24,6 @@ import argparse
 import gc
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
@@ -32,9 +31,8 @@ from omegaconf import OmegaConf
 
 from cgeval.data.loader import load_medmat
 from cgeval.data.records import Item
+from cgeval.config import CONF_DIR as CONF
 from cgeval.data.sample import SAMPLE_ROOT
-
-CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 def model_config(name: str, overrides: Sequence[str]) -> dict:

@@ -6,7 +6,6 @@ import pytest
 from cgeval.data.sample import SAMPLE_ROOT
 
 REPO = Path(__file__).resolve().parents[1]
-CONF_DIR = REPO / "conf"
 
 
 @pytest.fixture

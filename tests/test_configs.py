@@ -7,10 +7,10 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 import cgeval.config  # noqa: F401  (registers the cgeval.sample_root resolver)
-from cgeval.config import run_config_from_hydra
+from cgeval.config import CONF_DIR, run_config_from_hydra
 from cgeval.data.compositions import HeldOut
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = CONF_DIR
 GROUP_FILES = sorted(
     (p.parent.relative_to(CONF).as_posix(), p.stem) for p in CONF.glob("*/**/*.yaml") if p.parent != CONF
 )

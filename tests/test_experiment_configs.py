@@ -1,21 +1,19 @@
 """Every conf/experiment/*.yaml composes (in the eval and split configs), its fields parse, and its subsets are
 reported as present in / missing from the embedded sample; those fully present build their split there."""
 
-from pathlib import Path
-
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 import cgeval.config  # noqa: F401  registers the cgeval.sample_root resolver
-from cgeval.config import ExperimentConfig, _build
+from cgeval.config import CONF_DIR, ExperimentConfig, _build
 from cgeval.data.compositions import HeldOut
 from cgeval.data.loader import load_medmat
 from cgeval.data.registry import SUBSETS
 from cgeval.data.sample import SAMPLE_ROOT, SAMPLE_SUBSETS
 from cgeval.data.splits import RelatedSubsetsMissing, SplitSettings, TargetMissing, TargetSpec, build_split
 
-CONF = Path("conf").resolve() if Path("conf/config.yaml").is_file() else Path(__file__).resolve().parents[1] / "conf"
+CONF = CONF_DIR
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 SAMPLE = SplitSettings(train_cap_per_subset=5, total_cap=30, allow_short=True)
 
@@ -36,7 +34,7 @@ def test_experiments_exist():
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
-def test_experiment_composes_and_parses(name, sample_items, capsys):
+def test_experiment_composes_and_parses(name, sample_items):
     for config_name in ("config", "split"):
         c = compose_experiment(config_name, name)
         exp = _build(ExperimentConfig, c["experiment"], "experiment")
@@ -50,9 +48,7 @@ def test_experiment_composes_and_parses(name, sample_items, capsys):
             assert SUBSETS[n].composition not in held.compositions
     needed = sorted(set(held.subsets) | set(exp.related_subsets or []) | set(exp.baseline_plus_subsets or []))
     missing = [n for n in needed if n not in SAMPLE_SUBSETS]
-    with capsys.disabled():
-        print(f"\n{name}: subsets {needed}; missing from the sample: {missing or 'none'}")
-    # The file's own header says the same thing.
+    # The file's own header names the subsets the sample lacks.
     header = (CONF / "experiment" / f"{name}.yaml").read_text()
     if missing and name.startswith(("table3", "fig4")):
         assert "missing from the embedded sample: " + ", ".join(f"{n:02d}" for n in missing) in header

@@ -17,15 +17,16 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..cli import prog
 from ..data.registry import SUBSETS
+from ..errors import named_error_status
 from ..manifest import write_text_atomic
 from .figures import plot_gap_forest, plot_grouped_bars, slug
 from .html_report import DEFAULT_MAX_THUMBS, HTML_NAME, write_comparison_html
-from .metrics import PredictionsError, Run, is_circular, load_run, paired_by_composition
+from .metrics import Run, is_circular, load_run, paired_by_composition
 from .report import write_run_outputs
 from .stats import ItemSetMismatch, ScoringMismatch
 from .table3 import (
-    Table3ConfigError,
     load_table3_config,
     table3,
     table3_latex_view,
@@ -35,7 +36,7 @@ from .tables import interval, pct, pvalue, signed_pct, write_table
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m cgeval.report", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog=prog("cgeval.report"), description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", type=Path, help="run folders (each holds predictions.jsonl)")
     p.add_argument("--out", type=Path, help="output folder (default: RUN/report for one run; required for several)")
     p.add_argument("--labels", nargs="+", help="a short name per run (default: the folder names)")
@@ -183,9 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         return _main(args)
-    except (PredictionsError, ItemSetMismatch, ScoringMismatch, Table3ConfigError, ValueError) as e:
-        print(f"cgeval.report: error: {type(e).__name__}: {e}", file=sys.stderr)
-        return 2
+    except Exception as e:  # named errors (PredictionsError, ItemSetMismatch, ...) and bad values: one line
+        return named_error_status("cgeval.report: error", e, also=(ValueError,))
 
 
 def _main(args: argparse.Namespace) -> int:

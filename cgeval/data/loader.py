@@ -154,6 +154,45 @@ def find_qa_files(root: Path, source: str) -> dict[int, Path]:
     return found
 
 
+SOURCES = ("auto", "subsets", "datasets")
+_FILE_KIND = {"subsets": "Subset--NN-train.json", "datasets": "ori--NN-train.json"}
+_DIRS = {"subsets": SUBSET_DIRS, "datasets": DATASET_DIRS}
+_OTHER = {"subsets": "datasets", "datasets": "subsets"}
+
+
+def resolve_source(root: Path, source: str, subsets: list[int] | None = None,
+                   datasets: list[int] | None = None) -> str:
+    """``data.source=auto``: the layout the request names (``data.datasets`` alone: datasets; ``data.subsets``:
+    subsets), else the one present under ``root``, subsets first (a root with only Original_Medical_Datasets/
+    reads that). Explicit ``subsets`` / ``datasets`` are kept as they are."""
+    if source != "auto":
+        return source
+    if datasets is not None and subsets is None:
+        return "datasets"
+    if subsets is not None:
+        return "subsets"
+    for candidate in ("subsets", "datasets"):
+        try:
+            if find_qa_files(root, candidate):
+                return candidate
+        except DuplicateQAFile:
+            return candidate  # present (twice): reading it raises the error that says so
+    return "subsets"
+
+
+def _other_source_hint(root: Path, source: str) -> str:
+    """When the other layout's files are present: the setting that reads them."""
+    other = _OTHER[source]
+    try:
+        n = len(find_qa_files(root, other))
+    except DuplicateQAFile:
+        n = 1
+    if not n:
+        return ""
+    return (f"; but {n} {_FILE_KIND[other]} file(s) are there: set data.source={other} "
+            f"(or data.source=auto) to read them")
+
+
 def _read_json_list(path: Path) -> list:
     try:
         with path.open("rb") as f:
@@ -324,14 +363,15 @@ def load_medmat(
 ) -> tuple[list[Item], LoadReport]:
     """Read the QA files under ``root`` and return usable items plus a report of everything skipped.
 
-    ``source`` is ``"subsets"`` (Aggregated_Subsets) or ``"datasets"`` (Original_Medical_Datasets).
+    ``source`` is ``"subsets"`` (Aggregated_Subsets), ``"datasets"`` (Original_Medical_Datasets) or ``"auto"``
+    (whichever is there, see `resolve_source`; the report records the one read).
     ``subsets`` / ``datasets`` restrict which files are read; requested numbers with no file are reported.
     ``max_items_per_file`` keeps a seeded random sample of each file's usable items (quick runs).
     Images must really lie (symlinks followed) under ``root`` or one of ``image_roots``, and be at most
     ``max_image_pixels`` by their header (None: no cap but Pillow's); ``verify_images`` also decodes each one.
     """
-    if source not in ("subsets", "datasets"):
-        raise ValueError(f"data.source must be 'subsets' or 'datasets', got {source!r}")
+    if source not in SOURCES:
+        raise ValueError(f"data.source must be one of {SOURCES}, got {source!r}")
     max_image_pixels = check_max_pixels(max_image_pixels)
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
@@ -341,6 +381,7 @@ def load_medmat(
     if absent:
         raise DataRootNotFound(f"data.image_roots {absent} do not exist or are not folders")
     confinement = RootConfinement([root, *extra_roots])
+    requested, source = source, resolve_source(root, source, subsets, datasets)
     report = LoadReport(root=str(root), source=source)
     files = find_qa_files(root, source)
     wanted = subsets if source == "subsets" else datasets
@@ -349,11 +390,15 @@ def load_medmat(
         report.missing_requested = [n for n in wanted if n not in files]
         files = {n: p for n, p in files.items() if n in wanted}
     if not files:
-        kind = "Subset--NN-train.json" if source == "subsets" else "ori--NN-train.json"
-        dirs = SUBSET_DIRS if source == "subsets" else DATASET_DIRS
+        if requested == "auto" and wanted is None:  # neither layout is there
+            raise NoQAFilesFound(
+                f"no Med-MAT QA files under {root}: neither {_FILE_KIND['subsets']} (looked in "
+                f"{', '.join(SUBSET_DIRS)}) nor {_FILE_KIND['datasets']} (looked in {', '.join(DATASET_DIRS)})"
+            )
         raise NoQAFilesFound(
-            f"no {kind} files under {root} (looked in {', '.join(dirs)})"
+            f"no {_FILE_KIND[source]} files under {root} (looked in {', '.join(_DIRS[source])})"
             + (f" for requested numbers {wanted}" if wanted is not None else "")
+            + _other_source_hint(root, source)
         )
     if source == "subsets":
         unknown = sorted(n for n in files if n not in SUBSETS)

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..data.records import LETTERS, Item
+from .hub import ensure_hub_reachable
 from .media import ImageLoadError, load_item_images
 from .prompt import PromptTemplate, chat_messages
 from .weights import weights_fingerprint
@@ -207,6 +208,8 @@ class HFAdapter:
         self.attn_implementation = attn_implementation
         if attn_implementation is not None:
             model_kwargs["attn_implementation"] = attn_implementation
+        if path is None:  # no network: fail in seconds, not after minutes of hub retries
+            ensure_hub_reachable(name, model_id, revision)
         try:
             # The config first: AutoProcessor swallows the config's refusal to run custom code into a vaguer error.
             transformers.AutoConfig.from_pretrained(source, **load_kwargs)

@@ -141,7 +141,8 @@ def test_cli_writes_csv_and_markdown(tmp_path: Path):
 
 # --- one experiment config per row, shipped under conf/experiment/table3_candidates ----------------------------
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
+from cgeval.config import CONF_DIR as CONF  # noqa: E402
+
 SHIPPED = CONF / "experiment" / "table3_candidates"
 
 

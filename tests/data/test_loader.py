@@ -106,6 +106,32 @@ def test_missing_root_and_empty_root(tmp_path):
         load_medmat(tmp_path)
 
 
+def test_a_root_with_only_the_source_datasets(sample_copy):
+    """Original_Medical_Datasets/ alone: data.source=auto (the config's default) reads it; an explicit
+    data.source=subsets stops with an error that names the setting that would read it."""
+    shutil.rmtree(sample_copy / "Aggregated_Subsets")
+    items, report = load_medmat(sample_copy, source="auto")
+    assert report.source == "datasets" and len(items) == 10 * len(SAMPLE_SUBSETS)
+    assert all(it.item_id.startswith("D") for it in items)
+    with pytest.raises(NoQAFilesFound, match=r"16 ori--NN-train.json file\(s\) are there: set data.source=datasets"):
+        load_medmat(sample_copy, source="subsets")
+    # Both present: auto reads the subsets, as before; a data.datasets request reads the source datasets.
+    both, _ = load_medmat(SAMPLE_ROOT, source="auto")
+    assert [it.item_id for it in both] == [it.item_id for it in load_medmat(SAMPLE_ROOT, source="subsets")[0]]
+    assert load_medmat(SAMPLE_ROOT, source="auto", datasets=[2])[1].source == "datasets"
+
+
+def test_a_root_with_only_the_subsets_names_the_other_setting(sample_copy):
+    shutil.rmtree(sample_copy / "Original_Medical_Datasets")
+    with pytest.raises(NoQAFilesFound, match="set data.source=subsets"):
+        load_medmat(sample_copy, source="datasets")
+
+
+def test_auto_with_neither_layout_names_what_it_looked_for(tmp_path):
+    with pytest.raises(NoQAFilesFound, match="neither Subset--NN-train.json .* nor ori--NN-train.json"):
+        load_medmat(tmp_path, source="auto")
+
+
 def test_requested_subsets_missing_are_reported(sample_copy):
     items, report = load_medmat(sample_copy, subsets=[3, 4, 31])
     assert {it.subset for it in items} == {3, 4}

@@ -13,6 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from PIL import Image
 
+from cgeval.config import CONF_DIR
 from cgeval.models.base import ModelAdapter
 from cgeval.models.factory import UnsupportedBackend, build_adapter
 from cgeval.models.hf import (
@@ -31,7 +32,7 @@ from cgeval.models.tiny import (
 )
 from cgeval.run import score_batch
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
+CONF = CONF_DIR
 MODEL_CONFIGS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
 FACTORY = "cgeval.models.factory.build_adapter"
 TINY_CONFIGS = {"tiny_llava", "tiny_qwen2_vl"}

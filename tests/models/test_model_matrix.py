@@ -17,12 +17,10 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from PIL import Image
 
-import cgeval
-from cgeval.config import run_config_from_hydra
+from cgeval.config import CONF_DIR, run_config_from_hydra
 from cgeval.run import run
 
-REPO = Path(__file__).resolve().parents[2]
-CONF = next(p for p in (Path(cgeval.__file__).parent / "conf", REPO / "conf") if p.is_dir())
+CONF = CONF_DIR
 
 # config name -> the transformers class its checkpoint loads as
 MODEL_CLASSES = {

@@ -459,10 +459,11 @@ def test_bos_is_added_once_whichever_side_writes_it(tmp_path_factory):
     the tokenizer (llava-hf's USER/ASSISTANT) must keep the tokenizer's. Same rule as the hf back end."""
     from omegaconf import OmegaConf
 
+    from cgeval.config import CONF_DIR
     from cgeval.models.tiny import LLAVA_CHAT_TEMPLATE
 
     tok = _tiny_llava_tokenizer(tmp_path_factory)
-    conf = Path(__file__).resolve().parents[2] / "conf" / "model" / "llava_med.yaml"
+    conf = CONF_DIR / "model" / "llava_med.yaml"
     inst = OmegaConf.load(conf).chat_template  # starts with {{- bos_token -}}
     assert chat_add_special_tokens(tok, inst, PromptTemplate()) is False
     assert chat_add_special_tokens(tok, inst, PromptTemplate(system="Be brief.")) is False

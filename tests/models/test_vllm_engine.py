@@ -14,18 +14,15 @@ import importlib.util
 import json
 import math
 import os
-from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-import cgeval
-from cgeval.config import run_config_from_hydra
+from cgeval.config import CONF_DIR, run_config_from_hydra
 from cgeval.run import run
 
-REPO = Path(__file__).resolve().parents[2]
-CONF = next(p for p in (Path(cgeval.__file__).parent / "conf", REPO / "conf") if p.is_dir())
+CONF = CONF_DIR
 
 VLLM_MISSING = importlib.util.find_spec("vllm") is None
 if VLLM_MISSING and os.environ.get("CGEVAL_REQUIRE_VLLM") == "1":  # .ci/vllm_tests.sh: these must run, not skip
