@@ -495,3 +495,21 @@ def test_weights_in_a_local_folder_are_part_of_the_description(tiny_cache, tmp_p
     after = build_adapter(name="x", path=str(folder)).describe()["weights_fingerprint"]
     assert after != before
     assert weights_fingerprint(None) is None and weights_fingerprint(tmp_path / "nowhere") is None
+
+
+def test_letter_scores_sum_the_bare_and_space_prefixed_letter_tokens(tiny, mixed_batch):
+    """The tiny models' byte-level BPE spells "A" and " A" ("ĠA") as two tokens: a letter's likelihood is the
+    probability of either, with ids read from the vocabulary here, not from the adapter."""
+    vocab = tiny.tokenizer.get_vocab()
+    expected_ids = {l: (vocab[l], vocab["Ġ" + l]) for l in "ABCD"}
+    assert all(a != b for a, b in expected_ids.values())
+    assert {l: tuple(ids) for l, ids in tiny.letter_ids.items()} == expected_ids
+    item = next(it for it in mixed_batch if it.n_options == 4)
+    enc = tiny.encode([item])
+    with torch.inference_mode():
+        logp = torch.log_softmax(tiny.model(**enc).logits[0, -1].float(), dim=-1)
+    got = tiny.option_logprobs([item])[0]
+    for l in item.letters:
+        bare, spaced = (float(logp[i]) for i in expected_ids[l])
+        assert got[l] == pytest.approx(math.log(math.exp(bare) + math.exp(spaced)), abs=1e-5)
+        assert got[l] > max(bare, spaced)  # both variants count

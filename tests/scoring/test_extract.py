@@ -5,8 +5,6 @@ Each row: (reply, options, expected letter or None, expected rule or None for "a
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from cgeval.data.records import Item
@@ -246,12 +244,23 @@ def test_extract_table(reply, options, letter, rule):
     assert extract_choice(reply, options) == letter
 
 
-def test_enough_cases():
-    assert len(CASES) >= 60
+# Replies that reach a rule the table above does not: with them every rule is exercised.
+EXTRA_RULE_CASES = [("The scan fits C well here", KIDNEY, "C", "standalone_letter")]
 
 
-def test_rule_sets_are_disjoint():
-    assert not LETTER_RULES & ABSTAIN_RULES
+def test_every_rule_the_extractor_names_is_reached_by_a_reply():
+    """Each rule in RULES is what some reply is read by, and each rule always gives a letter or never does."""
+    outcome: dict[str, set[bool]] = {}
+    for reply, options, letter, rule in [*CASES, *EXTRA_RULE_CASES]:
+        got, got_rule = extract_choice_with_rule(reply, options)
+        assert got == letter and got_rule == (rule or got_rule), reply
+        outcome.setdefault(got_rule, set()).add(got is not None)
+    for reply, options, _, lenient in LENIENT:
+        got, got_rule = extract_choice_with_rule(reply, options, mode="lenient")
+        outcome.setdefault(got_rule, set()).add(got is not None)
+    assert set(outcome) == RULES
+    assert {r for r, gives in outcome.items() if gives == {True}} == LETTER_RULES
+    assert {r for r, gives in outcome.items() if gives == {False}} == ABSTAIN_RULES
 
 
 @pytest.mark.parametrize("options", [dict(KIDNEY), list(KIDNEY), [list(p) for p in KIDNEY]])
@@ -307,17 +316,7 @@ def test_lenient(reply, options, strict, lenient):
         assert rule in ("fuzzy_text", "think_only")
 
 
-def test_fast_enough():
-    replies = [c[0] for c in CASES] * 20
-    t0 = time.perf_counter()
-    for r in replies:
-        extract_choice(r, KIDNEY)
-    per_reply = (time.perf_counter() - t0) / len(replies)
-    assert per_reply < 2e-3, per_reply
-
-
-def test_long_reply_is_fast():
+def test_a_long_reply_is_read():
+    """Speed: experiments/bench_extract.py."""
     reply = ("The kidney shows several features. " * 2000) + "The answer is B."
-    t0 = time.perf_counter()
     assert extract_choice(reply, KIDNEY) == "B"
-    assert time.perf_counter() - t0 < 1.0
