@@ -3,15 +3,13 @@ subset, and Fig. 4 arms of 15,000 items when the experiment names no size."""
 
 from collections import Counter
 from dataclasses import replace
-from pathlib import Path
-
 import yaml
 
+from cgeval.config import CONF_DIR as CONF
 from cgeval.data.records import Item
 from cgeval.data.registry import SUBSETS
 from cgeval.data.splits import SplitSettings, TargetSpec, build_split
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
 TRAIN_CAP_PER_SUBSET = 3_000
 FIG4_ARM_SIZE = 15_000
 
