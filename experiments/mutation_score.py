@@ -26,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / ".mutation"
 EQUIVALENT_FILE = REPO / "experiments" / "mutation_equivalent.txt"
-COPIED = ("cgeval", "tests", "conf", "pyproject.toml", "README.md")
+COPIED = ("cgeval", "tests", "pyproject.toml", "README.md")  # the configs live in cgeval/conf
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ def prepare(module: Module) -> Path:
         f"only_mutate = {_toml_list(module.mutate)}\n"
         f"pytest_add_cli_args_test_selection = {_toml_list(module.tests)}\n"
         'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]\n'
-        'also_copy = ["conf", "README.md"]\n'
+        'also_copy = ["README.md"]\n'
     )
     pyproject = work / "pyproject.toml"
     pyproject.write_text(pyproject.read_text(encoding="utf-8") + config, encoding="utf-8")
