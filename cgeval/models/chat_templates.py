@@ -42,25 +42,8 @@ QWEN2_VL = (
     '{% endif %}'
 )
 
-# Qwen/Qwen2.5-VL-7B-Instruct: chat_template.json (the same text as Qwen2-VL's); sha256 a0bc6f6fc7a29a80
-QWEN2_5_VL = (
-    '{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}'
-    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}<|im_start|>system\n"
-    'You are a helpful assistant.<|im_end|>\n'
-    "{% endif %}<|im_start|>{{ message['role'] }}\n"
-    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
-    "{% else %}{% for content in message['content'] %}"
-    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
-    '{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}'
-    'Picture {{ image_count.value }}: {% endif %}'
-    "<|vision_start|><|image_pad|><|vision_end|>{% elif content['type'] == 'video' or 'video' in content %}"
-    '{% set video_count.value = video_count.value + 1 %}{% if add_vision_id %}'
-    'Video {{ video_count.value }}: {% endif %}'
-    "<|vision_start|><|video_pad|><|vision_end|>{% elif 'text' in content %}"
-    "{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
-    '{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n'
-    '{% endif %}'
-)
+# Qwen/Qwen2.5-VL-7B-Instruct: chat_template.json, the same text as Qwen2-VL's; sha256 a0bc6f6fc7a29a80
+QWEN2_5_VL = QWEN2_VL
 
 # google/medgemma-4b-it: the Gemma 3 instruction template; sha256 7de1c58e208eda46
 GEMMA3 = (
