@@ -72,6 +72,13 @@ def _tokenizer(specials: list[str], chat_lines: list[str], *, bos: str | None, e
                                    padding_side=padding_side, model_max_length=8192, **kwargs)
 
 
+def _chatml_tokenizer(specials: list[str], system_prompt: str, extra: dict[str, str]):
+    """A ChatML (Qwen-style ``<|im_start|>role``) tokenizer: no BOS, ``<|im_end|>`` ends a turn, ``<|endoftext|>``
+    pads; the default system prompt's text is in the BPE's training lines."""
+    return _tokenizer(specials, [f"<|im_start|>system\n{system_prompt}", "<|im_start|>user\n", "<|im_start|>assistant\n"],
+                      bos=None, eos="<|im_end|>", pad="<|endoftext|>", extra=extra)
+
+
 def _text_config(kind: str, tokenizer, **extra) -> dict[str, Any]:
     """The tiny text backbone of one family (a dict the composite configs take as ``text_config``)."""
     base = {"model_type": kind, "vocab_size": len(tokenizer), "hidden_size": HIDDEN, "intermediate_size": 128,
@@ -185,11 +192,9 @@ def build_qwen_vl(out: Path, version: str, chat_template: str) -> None:
     attention (window 112, one full-attention block) and SwiGLU MLP, as the real one."""
     import transformers as tf
 
-    tokenizer = _tokenizer(QWEN_SPECIALS, ["<|im_start|>system\nYou are a helpful assistant.", "<|im_start|>user\n",
-                                           "<|im_start|>assistant\n"],
-                           bos=None, eos="<|im_end|>", pad="<|endoftext|>",
-                           extra={"image_token": "<|image_pad|>", "video_token": "<|video_pad|>",
-                                  "vision_bos_token": "<|vision_start|>", "vision_eos_token": "<|vision_end|>"})
+    tokenizer = _chatml_tokenizer(QWEN_SPECIALS, "You are a helpful assistant.",
+                                  {"image_token": "<|image_pad|>", "video_token": "<|video_pad|>",
+                                   "vision_bos_token": "<|vision_start|>", "vision_eos_token": "<|vision_end|>"})
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIALS}
     patch, merge, temporal = 14, 2, 2
     pixels = {"shortest_edge": 56 * 56, "longest_edge": 28 * 28 * 16384}  # min_pixels 3136, max_pixels 12845056
@@ -305,11 +310,9 @@ def build_internvl(out: Path, chat_template: str) -> None:
     ``<img>`` and ``</img>`` (1,024 patches pixel-shuffled by 0.5)."""
     import transformers as tf
 
-    tokenizer = _tokenizer(INTERNVL_SPECIALS, ["<|im_start|>system\n", "<|im_start|>user\n",
-                                               "<|im_start|>assistant\n"],
-                           bos=None, eos="<|im_end|>", pad="<|endoftext|>",
-                           extra={"start_image_token": "<img>", "end_image_token": "</img>",
-                                  "context_image_token": "<IMG_CONTEXT>", "video_token": "<video>"})
+    tokenizer = _chatml_tokenizer(INTERNVL_SPECIALS, "",
+                                  {"start_image_token": "<img>", "end_image_token": "</img>",
+                                   "context_image_token": "<IMG_CONTEXT>", "video_token": "<video>"})
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in INTERNVL_SPECIALS}
     tile, patch = 448, 14
     ip = tf.GotOcr2ImageProcessor(size={"height": tile, "width": tile}, crop_to_patches=True, min_patches=1,
