@@ -4,7 +4,9 @@
 
 Runs mutmut (the ``test`` extra installs it) once a module, each in its own working copy under
 ``.mutation/<module>/`` (kept between runs: mutmut re-tests only the mutants whose function changed, so a second
-run is incremental), with the module's own test files, ``--jobs`` mutants at a time. Prints one line a module and,
+run is incremental; mutmut keeps a survivor's verdict even when new tests would kill it, so whenever the module's
+test files changed since the last run, every survivor is re-tested too; ``--fresh`` starts the module over), with
+the module's own test files, ``--jobs`` mutants at a time. Prints one line a module and,
 last, ``mutation score: K/N = X.XX killed`` over the modules run. N is every mutant mutmut generates for them; K
 counts the killed ones (a failing test or a timeout) and the survivors listed as equivalent (no behaviour
 change) in experiments/mutation_equivalent.txt, one ``<mutant name>  <reason>`` a line. Exit status 0 whatever
@@ -14,6 +16,7 @@ the score (a report, not a gate); 2 when mutmut itself fails.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -66,6 +69,7 @@ BY_NAME = {m.name: m for m in MODULES}
 KILLED_CODES = {1, 3}
 TIMEOUT_CODES = {36, -24, 24, 152, 255}
 SURVIVED_CODES = {0}
+NO_TESTS_CODE = 33
 
 
 def read_equivalent(path: Path = EQUIVALENT_FILE) -> dict[str, str]:
@@ -139,8 +143,44 @@ def tally(codes: dict[str, int | None], equivalent: dict[str, str]) -> Counter:
     return c
 
 
-def run_module(module: Module, jobs: int) -> Path:
+def tests_digest(module: Module) -> str:
+    """A hash of the module's test files (and the shared conftest files): what decides whether a survivor is
+    still a survivor."""
+    h = hashlib.sha256()
+    paths: list[Path] = []
+    for t in module.tests:
+        p = REPO / t
+        paths.extend(sorted(p.rglob("*.py")) if p.is_dir() else [p])
+    paths.extend(sorted((REPO / "tests").rglob("conftest.py")))
+    for p in paths:
+        h.update(str(p.relative_to(REPO)).encode())
+        h.update(p.read_bytes() if p.exists() else b"<missing>")
+    return h.hexdigest()
+
+
+def reset_survivors(work: Path) -> int:
+    """Mark every surviving (or untested) mutant as not yet run, so mutmut tests it again with the current tests."""
+    count = 0
+    for meta in (work / "mutants").rglob("*.meta"):
+        data = json.loads(meta.read_text(encoding="utf-8"))
+        codes = data.get("exit_code_by_key", {})
+        for name, code in codes.items():
+            if code in SURVIVED_CODES or code == NO_TESTS_CODE:
+                codes[name] = None
+                count += 1
+        meta.write_text(json.dumps(data, indent=4), encoding="utf-8")
+    return count
+
+
+def run_module(module: Module, jobs: int, fresh: bool = False) -> Path:
+    if fresh:
+        shutil.rmtree(WORK / module.name, ignore_errors=True)
     work = prepare(module)
+    digest_file = work / ".tests-digest"
+    digest = tests_digest(module)
+    earlier = digest_file.read_text(encoding="utf-8") if digest_file.exists() else None
+    if earlier != digest and (work / "mutants").exists():
+        reset_survivors(work)  # new or changed tests: a survivor may be killed now
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     proc = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs)], cwd=work, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -149,6 +189,7 @@ def run_module(module: Module, jobs: int) -> Path:
         tail = "\n".join(proc.stdout.splitlines()[-20:])
         raise RuntimeError(f"mutmut failed on {module.name} (exit {proc.returncode}); log {work / 'mutmut.log'}:\n"
                            f"{tail}")
+    digest_file.write_text(digest, encoding="utf-8")
     return work
 
 
@@ -165,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="mutants tested at once")
     parser.add_argument("--list", action="store_true", help="print the modules and their tests, run nothing")
     parser.add_argument("--survivors", action="store_true", help="list the surviving mutants' names")
+    parser.add_argument("--fresh", action="store_true", help="forget earlier runs of these modules; test every mutant")
     args = parser.parse_args(argv)
     if args.list:
         for m in MODULES:
@@ -175,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.modules:
         module = BY_NAME[name]
         try:
-            work = run_module(module, args.jobs)
+            work = run_module(module, args.jobs, fresh=args.fresh)
         except RuntimeError as e:
             print(e, file=sys.stderr)
             return 2
