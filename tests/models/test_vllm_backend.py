@@ -507,3 +507,196 @@ def test_speed_settings_stay_out_of_the_resume_key(fake_vllm):
     for changed in (build(max_model_len=1024), build(dtype="float16"), build(engine_kwargs={"quantization": "fp8"}),
                     build(mm_processor_kwargs={"max_pixels": 1000}), build(revision="abc")):
         assert run_key(changed, "generate/strict") != run_key(a, "generate/strict")
+
+
+# ------------------------------------------------------------------ every default and every recorded field, exactly
+
+
+def test_default_engine_arguments_exactly(fake_vllm):
+    """What a config that sets nothing sends to vLLM: every default is a decision (a 4,096-token context, 90% of the
+    GPU, prefix caching, one image a prompt), so each is pinned here."""
+    m = build()
+    assert FakeLLM.instances[0].engine_args == {
+        "model": "Qwen/Qwen2-VL-7B-Instruct", "revision": None, "dtype": "bfloat16", "trust_remote_code": False,
+        "seed": 0, "tensor_parallel_size": 1, "max_model_len": 4096, "gpu_memory_utilization": 0.9,
+        "enable_prefix_caching": True, "limit_mm_per_prompt": {"image": 1}, "enforce_eager": False}
+    assert m.engine_args == FakeLLM.instances[0].engine_args
+    assert (m.name, m.model_id, m.revision, m.path, m.max_new_tokens, m.seed) == (
+        "qwen2_vl_7b", "Qwen/Qwen2-VL-7B-Instruct", None, None, 16, 0)
+    assert (m.trust_remote_code, m.pad_to_square, m.chat_template, m.image_workers, m.use_tqdm) == (
+        False, False, None, 8, True)
+    assert m.ignored_config == [] and m.unscored == {} and m.prompt_text(make_item_stub()) is None
+    assert m.preferred_batch_size == 1024
+    assert repr(m) == "VLLMAdapter(name='qwen2_vl_7b', model='Qwen/Qwen2-VL-7B-Instruct')"
+
+
+def make_item_stub():
+    return Item(item_id="none", subset=1, dataset=1, modality="CT", area="Lung", task="Diseases", image="x.png",
+                image_path="x.png", prompt="Q?", question="Q?", options=(("A", "a"), ("B", "b")), gold="A",
+                answer_text="a")
+
+
+def test_every_engine_setting_reaches_the_engine(fake_vllm):
+    build(revision="r1", trust_remote_code=True, seed=3, tensor_parallel_size=4, max_model_len=None,
+          gpu_memory_utilization=0.5, enable_prefix_caching=False, max_num_seqs=7, enforce_eager=True,
+          mm_processor_kwargs={"max_pixels": 100}, engine_kwargs={"quantization": "fp8", "seed": 11})
+    assert FakeLLM.instances[0].engine_args == {
+        "model": "Qwen/Qwen2-VL-7B-Instruct", "revision": "r1", "dtype": "bfloat16", "trust_remote_code": True,
+        "seed": 11, "tensor_parallel_size": 4, "max_model_len": None, "gpu_memory_utilization": 0.5,
+        "enable_prefix_caching": False, "limit_mm_per_prompt": {"image": 1}, "enforce_eager": True,
+        "max_num_seqs": 7, "mm_processor_kwargs": {"max_pixels": 100}, "quantization": "fp8"}
+
+
+def test_max_new_tokens_below_one_is_refused(fake_vllm):
+    with pytest.raises(ValueError, match="max_new_tokens must be >= 1, got 0"):
+        build(max_new_tokens=0)
+    assert build(max_new_tokens=1).max_new_tokens == 1
+    with pytest.raises(ValueError, match=r"model 'm' does not list 'vllm' among its back ends \['hf'\]"):
+        build(name="m", backends=["hf"])
+    assert build(backends=["vllm"]).name == "qwen2_vl_7b"
+
+
+def test_describe_exactly(fake_vllm):
+    """describe() is hashed into the resume key and written to the manifest: every field, by value."""
+    m = build(revision="abc", max_new_tokens=9, trust_remote_code=True, pad_to_square=True, chat_template="T",
+              prompt={"system": "Be brief."}, device="cuda", max_num_seqs=4)
+    assert m.describe() == {
+        "kind": "model", "backend": "vllm", "vllm_version": "0.33.0-fake", "model_id": "Qwen/Qwen2-VL-7B-Instruct",
+        "revision": "abc", "path": None, "weights_fingerprint": None, "trust_remote_code": True,
+        "max_new_tokens": 9, "decoding": {"greedy": True, **NEUTRAL},
+        "add_special_tokens": "vllm default" if m.add_special_tokens is None else m.add_special_tokens,
+        "pad_to_square": True, "chat_template_source": "config",
+        "chat_template_sha256": __import__("hashlib").sha256(b"T").hexdigest()[:16],
+        "prompt": PromptTemplate(system="Be brief.").describe(),
+        "engine": {"revision": "abc", "dtype": "bfloat16", "trust_remote_code": True, "seed": 0,
+                   "tensor_parallel_size": 1, "max_model_len": 4096, "limit_mm_per_prompt": {"image": 1}},
+        "likelihood": {"method": "logprob_token_ids, one generated token",
+                       "letter_token_ids": {l: list(ids) for l, ids in IDS.items()}, "unavailable": None},
+        "ignored_config": ["device"],
+    }
+    assert m.runtime() == {"gpu_memory_utilization": 0.9, "enable_prefix_caching": True, "enforce_eager": False,
+                           "max_num_seqs": 4}
+    d = build().describe()
+    assert d["chat_template_source"] == "checkpoint" and d["chat_template_sha256"] is None
+    assert d["add_special_tokens"] == "vllm default" and "image_attention" not in d
+
+
+def test_letters_outside_the_scored_set_are_refused(fake_vllm, tmp_path):
+    item = make_items(tmp_path, 1)[0]
+    odd = Item(**{**item.__dict__, "item_id": "odd", "options": (("A", "a"), ("E", "e"))})
+    m = build()
+    with pytest.raises(LetterTokenError, match=r"item odd has option letters \['E'\] outside"):
+        m.option_logprobs([odd])
+    assert FakeLLM.instances[0].chat_calls == []  # refused before anything is sent
+    assert m.option_logprobs([]) == [] and m.generate([]) == []
+
+
+def test_unscored_letters_are_logged_by_name(fake_vllm, tmp_path, caplog):
+    items = make_items(tmp_path, 2)
+    m = build(name="mymodel")
+    FakeLLM.instances[0].logprobs_for = lambda i, ids: {32: Logprob(-0.5), 362: Logprob(-4.0)}
+    with caplog.at_level("WARNING", logger="cgeval.models.vllm_backend"):
+        m.option_logprobs(items)
+    assert m.unscored == {"it0": ["B"], "it1": ["B", "C", "D"]}
+    assert "mymodel: no logprob for option(s) ['B', 'C', 'D'] of item it1; scored -inf" in caplog.text
+
+
+def test_each_chat_call_passes_the_progress_bar_setting_and_the_rendered_prompts(fake_vllm, tmp_path, monkeypatch):
+    seen = {}
+
+    def chat(self, conversations, params, use_tqdm=True, chat_template=None, tokenization_kwargs=None):
+        seen["use_tqdm"] = use_tqdm
+        return [types.SimpleNamespace(outputs=[CompletionOutput(text=f" r{i} ")], prompt=f"P{i}")
+                for i in range(len(conversations))]
+
+    monkeypatch.setattr(FakeLLM, "chat", chat)
+    items = make_items(tmp_path, 2)
+    m = build(use_tqdm=False)
+    assert m.generate(items) == ["r0", "r1"] and seen["use_tqdm"] is False
+    assert [m.prompt_text(it) for it in items] == ["P0", "P1"]
+    assert build().use_tqdm is True
+
+
+def test_logprob_values_as_objects_or_floats_and_nan_is_missing():
+    out = RequestOutput("0", [CompletionOutput("A", [{32: -0.25, 362: Logprob(-1.5), 33: math.nan, 425: -2.0}])])
+    scores, missing = letter_logprobs(out, ("A", "B"), IDS)
+    assert scores == {"A": pytest.approx(lse(-0.25, -1.5)), "B": pytest.approx(-2.0)} and missing == ["B"]
+    none_back = RequestOutput("0", [CompletionOutput("A", [None])])
+    assert letter_logprobs(none_back, ("A",), IDS) == ({"A": -math.inf}, ["A"])
+    ninf = RequestOutput("0", [CompletionOutput("A", [{32: -math.inf, 362: -math.inf}])])
+    assert letter_logprobs(ninf, ("A",), IDS) == ({"A": -math.inf}, [])
+    big = RequestOutput("0", [CompletionOutput("A", [{32: -1000.0, 362: -1000.0}])])
+    assert letter_logprobs(big, ("A",), IDS)[0]["A"] == pytest.approx(-1000.0 + math.log(2))
+
+
+class RecordingTokenizer:
+    bos_token = "<s>"
+
+    def __init__(self, template=None, fail=False):
+        self.chat_template = template
+        self.fail = fail
+        self.calls = []
+
+    def apply_chat_template(self, messages, chat_template=None, tokenize=True, add_generation_prompt=False):
+        self.calls.append((messages, chat_template, tokenize, add_generation_prompt))
+        if self.fail:
+            raise ValueError("this template wants other messages")
+        if tokenize or not add_generation_prompt:
+            raise AssertionError("must render text with the generation prompt")
+        return chat_template.replace("{{ bos_token }}", self.bos_token)
+
+
+def test_bos_rule_renders_the_stand_in_conversation():
+    tok = RecordingTokenizer()
+    assert chat_add_special_tokens(tok, "  {{ bos_token }}[INST]", PromptTemplate(system="S")) is False
+    (messages, source, tokenize, gen), = tok.calls
+    assert messages == [{"role": "system", "content": [{"type": "text", "text": "S"}]},
+                        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Question?"}]}]
+    assert (source, tokenize, gen) == ("  {{ bos_token }}[INST]", False, True)
+    assert chat_add_special_tokens(tok, "USER: x <s>", PromptTemplate()) is True  # BOS not at the start
+    assert len(tok.calls[-1][0]) == 1  # no system turn without a system prompt
+    # the checkpoint's template when the config has none; none at all: vLLM decides
+    assert chat_add_special_tokens(RecordingTokenizer("{{ bos_token }}x"), None, PromptTemplate()) is False
+    assert chat_add_special_tokens(RecordingTokenizer(None), None, PromptTemplate()) is None
+    # a template that cannot render the stand-in: judged by whether it names bos_token
+    assert chat_add_special_tokens(RecordingTokenizer(fail=True), "{{ bos_token }} q", PromptTemplate()) is False
+    assert chat_add_special_tokens(RecordingTokenizer(fail=True), "USER: q", PromptTemplate()) is True
+
+
+def test_template_writes_bos():
+    from cgeval.models.vllm_backend import template_writes_bos
+
+    assert template_writes_bos("\n <s>USER", "<s>") is True
+    assert template_writes_bos("USER <s>", "<s>") is False
+    assert template_writes_bos("<s>USER", None) is False and template_writes_bos("<s>USER", "") is False
+
+
+@pytest.mark.parametrize(("prefix_lm", "cpu", "supports", "wanted"), [
+    (False, True, False, None), (True, True, False, "causal"), (True, True, True, "bidirectional"),
+    (True, False, False, "bidirectional")])
+def test_image_attention_reports_how_the_engine_attends(monkeypatch, prefix_lm, cpu, supports, wanted):
+    from cgeval.models.vllm_backend import image_attention
+
+    platforms = types.ModuleType("vllm.platforms")
+    platforms.current_platform = types.SimpleNamespace(is_cpu=lambda: cpu)
+    cpu_attn = types.ModuleType("vllm.v1.attention.backends.cpu_attn")
+    cpu_attn.CPUAttentionBackend = types.SimpleNamespace(supports_mm_prefix=lambda: supports)
+    for name, mod in (("vllm", types.ModuleType("vllm")), ("vllm.platforms", platforms),
+                      ("vllm.v1", types.ModuleType("vllm.v1")), ("vllm.v1.attention", types.ModuleType("a")),
+                      ("vllm.v1.attention.backends", types.ModuleType("b")),
+                      ("vllm.v1.attention.backends.cpu_attn", cpu_attn)):
+        monkeypatch.setitem(sys.modules, name, mod)
+    llm = types.SimpleNamespace(llm_engine=types.SimpleNamespace(
+        model_config=types.SimpleNamespace(is_mm_prefix_lm=prefix_lm)))
+    assert image_attention(llm) == wanted
+    assert image_attention(types.SimpleNamespace()) is None  # a release that does not say
+
+
+def test_causal_image_attention_is_recorded_and_warned(fake_vllm, monkeypatch, caplog):
+    import cgeval.models.vllm_backend as vb
+
+    monkeypatch.setattr(vb, "image_attention", lambda llm: "causal")
+    with caplog.at_level("WARNING", logger="cgeval.models.vllm_backend"):
+        m = build(name="medgemma")
+    assert m.describe()["image_attention"] == "causal"
+    assert "medgemma: this vLLM engine (CPU attention) attends causally" in caplog.text
