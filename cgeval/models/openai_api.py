@@ -236,9 +236,11 @@ def server_reason(exc: Any) -> str:
 
 
 def reply_text(completion: Any) -> str:
+    """The reply without surrounding whitespace, as the hf and vllm back ends record it (a reply to
+    ``... ASSISTANT:`` starts with a space token)."""
     if not completion.choices:
         return ""
-    return completion.choices[0].message.content or ""
+    return (completion.choices[0].message.content or "").strip()
 
 
 class ReplyWithoutLogprobs(RuntimeError):
