@@ -26,13 +26,18 @@ reason (``{"error": {"message": ...}}`` or a FastAPI ``{"detail": ...}``). A 401
 the token ids of every option letter (``logprob_token_ids``, with ``return_tokens_as_token_ids``) and the server
 returns the log-probability of each of them, wherever they rank: the same ids and the same rule as the hf and
 vllm back ends ("A" and " A" where each is one token; a letter's score is the log-sum-exp over its ids). The ids
-come from the server's ``/tokenize`` endpoint. vLLM's OpenAI server (0.33 and later) has both; a server without
-them stops at the preflight with `UnsupportedScoring`. An equal ``logit_bias`` on the letters cannot replace
+come from the server's ``/tokenize`` endpoint. vLLM's OpenAI server has both (0.32 and later;
+tests/models/test_vllm_server.py runs a real 0.32.0 server); a server without them stops at the preflight with
+`UnsupportedScoring`. An equal ``logit_bias`` on the letters cannot replace
 this: vLLM reports log-probabilities from the logits before any bias (its default ``--logprobs-mode
 raw_logprobs``), so a bias changes the sampled token but not which tokens the top-k holds. ``letter_scoring:
 top_k`` reads the letters from the first token's ``top_logprobs`` entries instead (any server that returns
 logprobs, e.g. a hosted API); a letter outside the top k then scores ``-inf``, which the run writes as
 unscored, counts and warns about.
+
+**BOS.** vLLM's chat endpoint adds no special tokens to the rendered template; the hf back end adds the
+tokenizer's unless the template writes BOS. The preflight decides it the hf way through ``/tokenize`` and sends
+``add_special_tokens`` (`OpenAIAdapter._decide_bos`), so a llava-hf prompt keeps its BOS.
 
 ``describe()`` (hashed into the resume key) holds what decides an answer: the model's identity (``model_id``,
 ``served_model``, ``revision``), the prompt and chat template, decoding and scoring settings. Where the server
@@ -669,7 +674,7 @@ class OpenAIAdapter:
             if not all(math.isfinite(v) for v in scores.values()):
                 raise UnsupportedScoring(
                     f"the server at {self.base_url} did not return the log-probabilities of the option letters' "
-                    "tokens it was asked for (logprob_token_ids, vLLM 0.33 or later), so letters outside its top "
+                    "tokens it was asked for (logprob_token_ids, vLLM 0.32 or later), so letters outside its top "
                     "logprobs could not be scored; set model.openai.letter_scoring=top_k to read only the top "
                     "logprobs (letters outside them stay unscored, counted and reported)")
 
@@ -683,7 +688,7 @@ class OpenAIAdapter:
         if extra and status in (400, 422):
             return UnsupportedScoring(
                 f"the server at {self.base_url} refused a likelihood request that names the option letters' tokens "
-                f"(logprob_token_ids): HTTP {status}: {reason}. Use vLLM 0.33 or later, or set "
+                f"(logprob_token_ids): HTTP {status}: {reason}. Use vLLM 0.32 or later, or set "
                 "model.openai.letter_scoring=top_k to read only the top logprobs (letters outside them stay "
                 "unscored, counted and reported)")
         return ServerRejected(f"the server at {self.base_url} refused the first request (model "

@@ -214,3 +214,5 @@ def test_top_k_scoring_leaves_letters_unscored_and_says_so(server, env, tmp_path
     assert unscored["n_items_with_unscored_options"] == len(partly) > 0
     assert unscored["n_items_without_any_score"] == sum(r["parse_rule"] == "no_finite_score" for r in rows.values())
     assert f"warning {len(partly)} items have option letters the model could not score" in console
+    print(f"top_k=1: {len(partly)} of {len(rows)} items with unscored letters, "
+          f"{unscored['n_items_without_any_score']} without any score")
