@@ -723,10 +723,11 @@ class OpenAIAdapter:
                     self.letter_ids[letter] = self._tokenize_letter(letter)
             return {letter: self.letter_ids[letter] for letter in letters}
 
-    def _tokenize(self, body: Mapping[str, Any]) -> tuple[Any, str | None]:
+    def _tokenize(self, body: Mapping[str, Any], key_refusal_stops: bool = True) -> tuple[Any, str | None]:
         """POST ``body`` to the server's ``/tokenize`` (vLLM's, beside ``/v1``): ``(reply, None)``, or ``(None,
-        why)`` when the server refuses it (no such endpoint: not a vLLM server). A refused key or no answer at all
-        stops the run as everywhere else."""
+        why)`` when the server refuses it (no such endpoint: not a vLLM server). No answer at all stops the run as
+        everywhere else, and so does a refused key unless ``key_refusal_stops`` is false (a gateway that guards
+        paths it does not serve with a 401 / 403 after the chat endpoint took the key)."""
         openai = self._openai
         root = self.base_url[: -len("/v1")] if self.base_url.endswith("/v1") else self.base_url
         self._count()
@@ -734,7 +735,7 @@ class OpenAIAdapter:
             reply = self._client.post(f"{root}/tokenize", cast_to=object,
                                       body={"model": self.served_model, **body})
         except openai.APIStatusError as e:
-            if e.status_code in AUTH_STATUS:
+            if e.status_code in AUTH_STATUS and key_refusal_stops:
                 raise self._auth_error(e.status_code, self._reason(e)) from None
             return None, f"{root}/tokenize: HTTP {e.status_code}: {self._reason(e)}"
         except openai.APIConnectionError as e:
@@ -759,9 +760,9 @@ class OpenAIAdapter:
             return
         template = {"chat_template": self.extra_body["chat_template"]} if "chat_template" in self.extra_body else {}
         rendered, why = self._tokenize({"messages": messages, "add_generation_prompt": True,
-                                        "add_special_tokens": False, **template})
-        added, why_added = (self._tokenize({"prompt": "", "add_special_tokens": True}) if rendered is not None
-                            else (None, None))
+                                        "add_special_tokens": False, **template}, key_refusal_stops=False)
+        added, why_added = (self._tokenize({"prompt": "", "add_special_tokens": True}, key_refusal_stops=False)
+                            if rendered is not None else (None, None))
         if rendered is None or added is None:
             self.bos = {"add_special_tokens": None, "decided_by": f"the server's default ({why or why_added})"}
             log.info("%s: %s; BOS is left to the server's default", self.name, why or why_added)

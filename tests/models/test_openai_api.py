@@ -444,7 +444,7 @@ def test_replies_are_recorded_without_surrounding_whitespace(tmp_path, key_env):
 BOS_ID = 1
 
 
-def bos_server(template_writes_bos: bool, tokenize: bool = True):
+def bos_server(template_writes_bos: bool, tokenize_status: int = 200):
     """A mock vLLM server whose tokenizer adds BOS (id 1) and whose chat template writes it or not; the chat
     request bodies it saw."""
     chats = []
@@ -452,8 +452,8 @@ def bos_server(template_writes_bos: bool, tokenize: bool = True):
     def handler(request):
         body = json.loads(request.content)
         if request.url.path == "/tokenize":
-            if not tokenize:
-                return httpx.Response(404, json={"detail": "Not Found"})
+            if tokenize_status != 200:
+                return httpx.Response(tokenize_status, json={"detail": "Not Found"})
             if "messages" in body:  # the rendered template, without the tokenizer's special tokens
                 assert body["add_special_tokens"] is False and body["add_generation_prompt"] is True
                 tokens = ([BOS_ID] if template_writes_bos else []) + [200, 201, 202]
@@ -485,13 +485,15 @@ def test_bos_is_added_as_the_hf_back_end_adds_it(tmp_path, key_env, template_wri
     assert m.runtime()["bos"]["tokenizer_adds"] == [BOS_ID]
 
 
-def test_bos_left_to_the_server_without_tokenize_or_when_the_config_says(tmp_path, key_env):
-    handler, chats = bos_server(False, tokenize=False)  # a server without /tokenize (not vLLM)
+@pytest.mark.parametrize("status", [404, 403])
+def test_bos_left_to_the_server_without_tokenize_or_when_the_config_says(tmp_path, key_env, status):
+    # A server without /tokenize (not vLLM), or a gateway guarding the paths it does not serve: the run goes on.
+    handler, chats = bos_server(False, tokenize_status=status)
     m = adapter(handler, key_env)
     m.preflight("generate")
     m.generate(make_items(tmp_path, 1))
     assert "add_special_tokens" not in chats[-1]
-    assert m.runtime()["bos"]["add_special_tokens"] is None and "HTTP 404" in m.runtime()["bos"]["decided_by"]
+    assert m.runtime()["bos"]["add_special_tokens"] is None and f"HTTP {status}" in m.runtime()["bos"]["decided_by"]
 
     handler, chats = bos_server(False)
     m = adapter(handler, key_env, extra_body={"add_special_tokens": False})  # the config's choice wins
