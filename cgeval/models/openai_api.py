@@ -26,13 +26,18 @@ reason (``{"error": {"message": ...}}`` or a FastAPI ``{"detail": ...}``). A 401
 the token ids of every option letter (``logprob_token_ids``, with ``return_tokens_as_token_ids``) and the server
 returns the log-probability of each of them, wherever they rank: the same ids and the same rule as the hf and
 vllm back ends ("A" and " A" where each is one token; a letter's score is the log-sum-exp over its ids). The ids
-come from the server's ``/tokenize`` endpoint. vLLM's OpenAI server (0.33 and later) has both; a server without
-them stops at the preflight with `UnsupportedScoring`. An equal ``logit_bias`` on the letters cannot replace
+come from the server's ``/tokenize`` endpoint. vLLM's OpenAI server has both (0.32 and later;
+tests/models/test_vllm_server.py runs a real 0.32.0 server); a server without them stops at the preflight with
+`UnsupportedScoring`. An equal ``logit_bias`` on the letters cannot replace
 this: vLLM reports log-probabilities from the logits before any bias (its default ``--logprobs-mode
 raw_logprobs``), so a bias changes the sampled token but not which tokens the top-k holds. ``letter_scoring:
 top_k`` reads the letters from the first token's ``top_logprobs`` entries instead (any server that returns
 logprobs, e.g. a hosted API); a letter outside the top k then scores ``-inf``, which the run writes as
 unscored, counts and warns about.
+
+**BOS.** vLLM's chat endpoint adds no special tokens to the rendered template; the hf back end adds the
+tokenizer's unless the template writes BOS. The preflight decides it the hf way through ``/tokenize`` and sends
+``add_special_tokens`` (`OpenAIAdapter._decide_bos`), so a llava-hf prompt keeps its BOS.
 
 ``describe()`` (hashed into the resume key) holds what decides an answer: the model's identity (``model_id``,
 ``served_model``, ``revision``), the prompt and chat template, decoding and scoring settings. Where the server
@@ -236,9 +241,11 @@ def server_reason(exc: Any) -> str:
 
 
 def reply_text(completion: Any) -> str:
+    """The reply without surrounding whitespace, as the hf and vllm back ends record it (a reply to
+    ``... ASSISTANT:`` starts with a space token)."""
     if not completion.choices:
         return ""
-    return completion.choices[0].message.content or ""
+    return (completion.choices[0].message.content or "").strip()
 
 
 class ReplyWithoutLogprobs(RuntimeError):
@@ -482,6 +489,9 @@ class OpenAIAdapter:
         self.letter_ids: dict[str, tuple[int, ...]] = {}  # from the server's /tokenize (letter_scoring=all)
         self._ids_lock = threading.Lock()
         self.server: dict[str, Any] = {}  # what the preflight learnt about the server (for the manifest)
+        # BOS as the hf back end adds it (`_decide_bos`, at the preflight): request fields and how they were decided
+        self._bos_fields: dict[str, Any] = {}
+        self.bos: dict[str, Any] = {"add_special_tokens": None, "decided_by": "not yet (the preflight decides)"}
         self.outages: list[dict[str, Any]] = []  # every outage the run waited through
         self._gate = OutageGate(self._probe_until_back)
 
@@ -524,7 +534,7 @@ class OpenAIAdapter:
 
     def _create(self, label: str, request: dict, extra: Mapping[str, Any] | None = None) -> Any:
         openai = self._openai
-        body = {**self.extra_body, **(extra or {})} or None
+        body = {**self._bos_fields, **self.extra_body, **(extra or {})} or None
         attempt = 0
         while True:
             epoch = self._gate.enter()  # waits while the server is being probed; raises once it is given up
@@ -649,6 +659,7 @@ class OpenAIAdapter:
                     f"no answer from the server at {self.base_url} ({self._connection_text(e)}): is it running, "
                     "and is model.openai.base_url right?", self.base_url) from None
         self.server = self._served_model_info()
+        self._decide_bos(request["messages"])
         if mode != "likelihood":
             return
         content = _logprob_content(completion)
@@ -663,7 +674,7 @@ class OpenAIAdapter:
             if not all(math.isfinite(v) for v in scores.values()):
                 raise UnsupportedScoring(
                     f"the server at {self.base_url} did not return the log-probabilities of the option letters' "
-                    "tokens it was asked for (logprob_token_ids, vLLM 0.33 or later), so letters outside its top "
+                    "tokens it was asked for (logprob_token_ids, vLLM 0.32 or later), so letters outside its top "
                     "logprobs could not be scored; set model.openai.letter_scoring=top_k to read only the top "
                     "logprobs (letters outside them stay unscored, counted and reported)")
 
@@ -677,7 +688,7 @@ class OpenAIAdapter:
         if extra and status in (400, 422):
             return UnsupportedScoring(
                 f"the server at {self.base_url} refused a likelihood request that names the option letters' tokens "
-                f"(logprob_token_ids): HTTP {status}: {reason}. Use vLLM 0.33 or later, or set "
+                f"(logprob_token_ids): HTTP {status}: {reason}. Use vLLM 0.32 or later, or set "
                 "model.openai.letter_scoring=top_k to read only the top logprobs (letters outside them stay "
                 "unscored, counted and reported)")
         return ServerRejected(f"the server at {self.base_url} refused the first request (model "
@@ -712,31 +723,70 @@ class OpenAIAdapter:
                     self.letter_ids[letter] = self._tokenize_letter(letter)
             return {letter: self.letter_ids[letter] for letter in letters}
 
-    def _tokenize_letter(self, letter: str) -> tuple[int, ...]:
+    def _tokenize(self, body: Mapping[str, Any], key_refusal_stops: bool = True) -> tuple[Any, str | None]:
+        """POST ``body`` to the server's ``/tokenize`` (vLLM's, beside ``/v1``): ``(reply, None)``, or ``(None,
+        why)`` when the server refuses it (no such endpoint: not a vLLM server). No answer at all stops the run as
+        everywhere else, and so does a refused key unless ``key_refusal_stops`` is false (a gateway that guards
+        paths it does not serve with a 401 / 403 after the chat endpoint took the key)."""
         openai = self._openai
+        root = self.base_url[: -len("/v1")] if self.base_url.endswith("/v1") else self.base_url
+        self._count()
+        try:
+            reply = self._client.post(f"{root}/tokenize", cast_to=object,
+                                      body={"model": self.served_model, **body})
+        except openai.APIStatusError as e:
+            if e.status_code in AUTH_STATUS and key_refusal_stops:
+                raise self._auth_error(e.status_code, self._reason(e)) from None
+            return None, f"{root}/tokenize: HTTP {e.status_code}: {self._reason(e)}"
+        except openai.APIConnectionError as e:
+            raise ServerUnreachable(f"no answer from the server at {root}/tokenize "
+                                    f"({self._connection_text(e)})", self.base_url) from None
+        tokens = reply.get("tokens") if isinstance(reply, Mapping) else None
+        if not isinstance(tokens, list):
+            return None, f"{root}/tokenize answered without a token list"
+        return reply, None
+
+    def _decide_bos(self, messages: list[dict]) -> None:
+        """Whether the server must add the tokenizer's special tokens (BOS) to the rendered chat template, by
+        the hf back end's rule: add them unless the template writes BOS itself. vLLM's chat endpoint never adds
+        them (``add_special_tokens`` false), so a template that relies on the tokenizer's BOS (llava-hf's
+        ``USER: ... ASSISTANT:``) would reach the model without one, and its answers and scores would differ
+        from the hf and vllm back ends'. Decided once, through ``/tokenize``: the preflight's messages rendered
+        without special tokens, and what the tokenizer adds to an empty text. ``model.openai.extra_body``'s own
+        ``add_special_tokens`` wins; a server without ``/tokenize`` is left to its own default (recorded)."""
+        if "add_special_tokens" in self.extra_body:
+            self.bos = {"add_special_tokens": bool(self.extra_body["add_special_tokens"]),
+                        "decided_by": "model.openai.extra_body"}
+            return
+        template = {"chat_template": self.extra_body["chat_template"]} if "chat_template" in self.extra_body else {}
+        rendered, why = self._tokenize({"messages": messages, "add_generation_prompt": True,
+                                        "add_special_tokens": False, **template}, key_refusal_stops=False)
+        added, why_added = (self._tokenize({"prompt": "", "add_special_tokens": True}, key_refusal_stops=False)
+                            if rendered is not None else (None, None))
+        if rendered is None or added is None:
+            self.bos = {"add_special_tokens": None, "decided_by": f"the server's default ({why or why_added})"}
+            log.info("%s: %s; BOS is left to the server's default", self.name, why or why_added)
+            return
+        special, prompt = list(added["tokens"]), list(rendered["tokens"])
+        add = bool(special) and prompt[:1] != special[:1]
+        self._bos_fields = {"add_special_tokens": True} if add else {}
+        self.bos = {"add_special_tokens": add, "tokenizer_adds": special,
+                    "decided_by": "/tokenize: " + ("the template does not start with the tokenizer's BOS" if add else
+                                                   "the template writes BOS itself" if special else
+                                                   "the tokenizer adds no special tokens")}
+
+    def _tokenize_letter(self, letter: str) -> tuple[int, ...]:
         root = self.base_url[: -len("/v1")] if self.base_url.endswith("/v1") else self.base_url
         ids: list[int] = []
         for text in (letter, " " + letter):
-            self._count()
-            try:
-                reply = self._client.post(f"{root}/tokenize", cast_to=object, body={
-                    "model": self.served_model, "prompt": text, "add_special_tokens": False,
-                    "return_token_strs": True})
-            except openai.APIStatusError as e:
-                if e.status_code in AUTH_STATUS:
-                    raise self._auth_error(e.status_code, self._reason(e)) from None
+            reply, why = self._tokenize({"prompt": text, "add_special_tokens": False, "return_token_strs": True})
+            if reply is None:
                 raise UnsupportedScoring(
                     f"scoring=likelihood needs the option letters' token ids, and the server at {self.base_url} "
-                    f"did not give them ({root}/tokenize: HTTP {e.status_code}: {self._reason(e)}; vLLM's server "
-                    "has this endpoint); set model.openai.letter_scoring=top_k to read only the top logprobs "
-                    "(letters outside them stay unscored, counted and reported)") from None
-            except openai.APIConnectionError as e:
-                raise ServerUnreachable(f"no answer from the server at {root}/tokenize "
-                                        f"({self._connection_text(e)})", self.base_url) from None
-            tokens = reply.get("tokens") if isinstance(reply, Mapping) else None
-            if not isinstance(tokens, list):
-                raise UnsupportedScoring(f"{root}/tokenize answered without a token list; set "
-                                         "model.openai.letter_scoring=top_k")
+                    f"did not give them ({why}; vLLM's server has this endpoint); set "
+                    "model.openai.letter_scoring=top_k to read only the top logprobs (letters outside them stay "
+                    "unscored, counted and reported)")
+            tokens = reply["tokens"]
             pieces = reply.get("token_strs")
             if isinstance(pieces, list) and len(pieces) == len(tokens):
                 kept = [(t, p) for t, p in zip(tokens, pieces) if _token_text(str(p))]
@@ -819,6 +869,8 @@ class OpenAIAdapter:
             "image_format": self.image_format,
             "prompt": self.template.describe(),
             "likelihood": {"letter_scoring": self.letter_scoring, **likelihood},
+            "bos": "the hf back end's rule (the tokenizer's special tokens unless the template writes BOS), "
+                   "decided at the preflight through the server's /tokenize",
             "extra_body": {k: v for k, v in self.extra_body.items() if k != "chat_template"},
             "chat_template_sha256": (hashlib.sha256(self.extra_body["chat_template"].encode()).hexdigest()[:16]
                                      if "chat_template" in self.extra_body else None),
@@ -830,7 +882,7 @@ class OpenAIAdapter:
         return {"base_url": self.base_url, "api_key_env": self.api_key_env,  # the variable's name only
                 "max_concurrency": self.max_concurrency, "timeout_s": self.timeout, "max_retries": self.max_retries,
                 "retry_base_delay_s": self.retry_base_delay, "retry_max_delay_s": self.retry_max_delay,
-                "outage_window_s": self.outage_window_s, "server": self.server,
+                "outage_window_s": self.outage_window_s, "server": self.server, "bos": dict(self.bos),
                 "letter_token_ids": {l: list(ids) for l, ids in sorted(self.letter_ids.items())},
                 "outages": list(self.outages), "http_attempts": self.calls}
 

@@ -142,7 +142,9 @@ def make_handler(state: State):
                 if args.no_tokenize:
                     self._send(404, {"detail": "Not Found"}, "tokenize")
                     return
-                toks = tokenize(body["prompt"])
+                # vLLM's two forms: a text, or chat messages rendered by the template (this one writes no BOS, and
+                # its tokenizer adds no special tokens)
+                toks = tokenize(body["prompt"] if "prompt" in body else request_text(body))
                 self._send(200, {"count": len(toks), "max_model_len": 4096, "tokens": toks,
                                  "token_strs": [token_piece(t) for t in toks] if body.get("return_token_strs")
                                  else None}, "tokenize")

@@ -433,3 +433,71 @@ def test_an_image_bomb_fails_its_item_and_is_never_sent(tmp_path, key_env, monke
     assert out[0] == out[2] == "B" and isinstance(out[1], ItemFailure)
     assert isinstance(out[1].error, ImageLoadError) and "img1.png" in str(out[1].error)
     assert sorted(calls) == [0, 2]
+
+
+def test_replies_are_recorded_without_surrounding_whitespace(tmp_path, key_env):
+    """As the hf and vllm back ends record them: a reply to ``... ASSISTANT:`` starts with a space token."""
+    assert adapter(lambda r: httpx.Response(200, json=completion(" B is shown\n")), key_env).generate(
+        make_items(tmp_path, 1)) == ["B is shown"]
+
+
+BOS_ID = 1
+
+
+def bos_server(template_writes_bos: bool, tokenize_status: int = 200):
+    """A mock vLLM server whose tokenizer adds BOS (id 1) and whose chat template writes it or not; the chat
+    request bodies it saw."""
+    chats = []
+
+    def handler(request):
+        body = json.loads(request.content)
+        if request.url.path == "/tokenize":
+            if tokenize_status != 200:
+                return httpx.Response(tokenize_status, json={"detail": "Not Found"})
+            if "messages" in body:  # the rendered template, without the tokenizer's special tokens
+                assert body["add_special_tokens"] is False and body["add_generation_prompt"] is True
+                tokens = ([BOS_ID] if template_writes_bos else []) + [200, 201, 202]
+            else:
+                tokens = ([BOS_ID] if body.get("add_special_tokens") else []) + [ord(c) for c in body["prompt"]]
+            return httpx.Response(200, json={"count": len(tokens), "max_model_len": 4096, "tokens": tokens,
+                                             "token_strs": None})
+        if request.url.path.endswith("/models"):
+            return httpx.Response(200, json={"object": "list", "data": [{"id": "org/model-7b", "object": "model",
+                                                                          "created": 0, "owned_by": "x"}]})
+        chats.append(body)
+        return httpx.Response(200, json=completion("A"))
+
+    return handler, chats
+
+
+@pytest.mark.parametrize("template_writes_bos", [False, True])
+def test_bos_is_added_as_the_hf_back_end_adds_it(tmp_path, key_env, template_writes_bos):
+    """vLLM's chat endpoint never adds the tokenizer's special tokens; the adapter asks for them exactly when
+    the rendered template does not start with BOS (the hf back end's rule), decided once at the preflight."""
+    handler, chats = bos_server(template_writes_bos)
+    m = adapter(handler, key_env)
+    m.preflight("generate")
+    m.generate(make_items(tmp_path, 2))
+    assert len(chats) == 3  # the preflight's request, then one an item
+    added = [c.get("add_special_tokens") for c in chats[1:]]
+    assert added == ([None, None] if template_writes_bos else [True, True])
+    assert m.runtime()["bos"]["add_special_tokens"] is (not template_writes_bos)
+    assert m.runtime()["bos"]["tokenizer_adds"] == [BOS_ID]
+
+
+@pytest.mark.parametrize("status", [404, 403])
+def test_bos_left_to_the_server_without_tokenize_or_when_the_config_says(tmp_path, key_env, status):
+    # A server without /tokenize (not vLLM), or a gateway guarding the paths it does not serve: the run goes on.
+    handler, chats = bos_server(False, tokenize_status=status)
+    m = adapter(handler, key_env)
+    m.preflight("generate")
+    m.generate(make_items(tmp_path, 1))
+    assert "add_special_tokens" not in chats[-1]
+    assert m.runtime()["bos"]["add_special_tokens"] is None and f"HTTP {status}" in m.runtime()["bos"]["decided_by"]
+
+    handler, chats = bos_server(False)
+    m = adapter(handler, key_env, extra_body={"add_special_tokens": False})  # the config's choice wins
+    m.preflight("generate")
+    m.generate(make_items(tmp_path, 1))
+    assert chats[-1]["add_special_tokens"] is False
+    assert m.runtime()["bos"] == {"add_special_tokens": False, "decided_by": "model.openai.extra_body"}
