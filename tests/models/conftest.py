@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,27 @@ from cgeval.data.records import Item
 from cgeval.data.sample import SAMPLE_ROOT
 
 TINY = ("tiny_llava", "tiny_qwen2_vl")
+
+
+def compose_tiny(name: str, *overrides: str):
+    """The run config a user gets from ``python -m cgeval model=<name> model.tiny=true progress=false ...``: the
+    real model config, with its checkpoint's offline replica in place of the hub download."""
+    from hydra import compose, initialize_config_dir
+
+    from cgeval.config import CONF_DIR
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=[f"model={name}", "model.tiny=true", "progress=false",
+                                                        *overrides])
+
+
+@contextmanager
+def replica_env(root: Path | str, **extra: str) -> Iterator[Path]:
+    """Replicas built into (and read from) ``root``, no hub access, plus any ``extra`` environment variables."""
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in {"CGEVAL_TINY_CACHE": str(root), "HF_HUB_OFFLINE": "1", **extra}.items():
+            mp.setenv(key, value)
+        yield Path(root)
 
 
 @pytest.fixture(scope="session")

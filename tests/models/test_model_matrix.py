@@ -20,6 +20,8 @@ from PIL import Image
 from cgeval.config import CONF_DIR, run_config_from_hydra
 from cgeval.run import run
 
+from .conftest import compose_tiny, replica_env
+
 CONF = CONF_DIR
 
 # config name -> the transformers class its checkpoint loads as
@@ -90,17 +92,11 @@ IMAGE_TOKENS = {
 
 @pytest.fixture(scope="session")
 def replica_cache(tmp_path_factory):
-    root = tmp_path_factory.mktemp("replicas")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CGEVAL_TINY_CACHE", str(root))
-        mp.setenv("HF_HUB_OFFLINE", "1")
+    with replica_env(tmp_path_factory.mktemp("replicas")) as root:
         yield root
 
 
-def _compose(name: str, *overrides: str):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="config", overrides=[f"model={name}", "model.tiny=true", "progress=false",
-                                                        *overrides])
+_compose = compose_tiny
 
 
 @pytest.fixture(scope="session")

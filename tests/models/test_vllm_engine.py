@@ -22,6 +22,8 @@ from hydra.utils import instantiate
 from cgeval.config import CONF_DIR, run_config_from_hydra
 from cgeval.run import run
 
+from .conftest import compose_tiny, replica_env
+
 CONF = CONF_DIR
 
 VLLM_MISSING = importlib.util.find_spec("vllm") is None
@@ -77,18 +79,12 @@ def _probe_items():
 
 
 def _compose(name: str, *overrides: str):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="config", overrides=[f"model={name}", "model.tiny=true", "progress=false",
-                                                        "data.max_items_per_file=2", *overrides])
+    return compose_tiny(name, "data.max_items_per_file=2", *overrides)
 
 
 @pytest.fixture(scope="module")
 def engine_env(tmp_path_factory):
-    root = tmp_path_factory.mktemp("replicas_vllm")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CGEVAL_TINY_CACHE", str(root))
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        mp.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
+    with replica_env(tmp_path_factory.mktemp("replicas_vllm"), VLLM_CPU_KVCACHE_SPACE="1") as root:
         yield root
 
 

@@ -131,12 +131,11 @@ def hf_runs(replica, env, tmp_path_factory) -> dict[str, dict[str, dict]]:
     from cgeval.config import run_config_from_hydra
     from cgeval.run import run
 
+    from .conftest import replica_env
     from .test_vllm_engine import _compose
 
     root, out = tmp_path_factory.mktemp("hf_runs"), {}
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CGEVAL_TINY_CACHE", env["CGEVAL_TINY_CACHE"])
-        mp.setenv("HF_HUB_OFFLINE", "1")
+    with replica_env(env["CGEVAL_TINY_CACHE"]):
         adapter = instantiate(_compose(MODEL).model)
         for scoring in ("likelihood", "generate"):
             run(run_config_from_hydra(_compose(MODEL, f"scoring={scoring}"), str(root / scoring)), adapter, None)
