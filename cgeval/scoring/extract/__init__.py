@@ -1,0 +1,230 @@
+"""Read the option letter a reply commits to, or None when it commits to no single option.
+
+``extract_choice_with_rule(text, options, mode)`` returns ``(letter or None, rule)``: the letter a careful
+human grader would take, and the name of the rule that decided (recorded in every prediction row, so that
+*why* a letter was taken, or why none was, can be audited and counted).
+
+How a reply is read, in order; the first step that decides wins:
+
+1. Cleaning: ``<think>…</think>`` blocks (and a reasoning part closed by a stray ``</think>``) are dropped;
+   chat-template tokens are removed and the reply is cut at the first end-of-turn token (``</s>``,
+   ``<|im_end|>``, ``<|eot_id|>``, ``<end_of_turn>``, ...); an ``ASSISTANT:`` prefix is dropped.
+2. The whole reply is one letter inside any markup: ``B``, ``(b)``, ``**B**``, ``[B]``, ``'B.'``.
+3. JSON: ``{"answer": "B"}`` (also fenced, also embedded); the value is read by these same rules.
+4. The whole reply is one option's text: ``Cyst``, ``no tumor``.
+5. An echo of the option list (``A. x`` / ``B: y`` lines in order) is cut out; what is left is read on.
+6. Explicit answers, by tier; within a tier the *last* decided one wins, so that reasoning which mentions
+   other options before committing is read as the commitment:
+   tier 1 ``\\boxed{B}``, ``<answer>B</answer>``, "Final answer: B";
+   tier 2 "Answer: B", "The (correct) answer is B", "答案是B", "选B", "B is correct", "I would choose B";
+   tier 3 "it's B", "this is a cyst", "most likely B", "consistent with glioma", "Therefore, B".
+   The thing after a marker is a letter (``B``, ``(B)``, ``option B``, ``B. Cyst``) or, after an explicit
+   separator, an option's text. A letter directly followed by another option's text ("B. Normal" where B
+   is Cyst) is a conflict; "B or C", "B/C", "B and C" is a hedge; both abstain.
+7. A reply that starts with a letter: "B. Cyst", "B) ...", "B because ...", "**B**\\n\\nExplanation".
+8. Refusals ("I'm sorry", "cannot be determined", "none of the options", ...) abstain.
+9. Weak evidence: option texts named in the reply (case-insensitive, whole words, longest first so that
+   "No hemorrhage" is not also read as "Hemorrhage"; negated mentions such as "no evidence of COVID" or
+   "tumor is ruled out" do not count) together with capital letters standing alone (not the article in
+   "A cyst is present", not the pronoun in "I think"). Exactly one option -> that option; more -> abstain.
+10. A lower-case letter standing alone at the very end ("hmm... b").
+11. ``lenient`` only: fuzzy matching of option texts (difflib), and the answer inside a ``<think>`` block
+    when nothing follows it.
+
+A letter that is not among the item's options abstains (``letter_not_an_option``); nothing is ever forced
+onto an option. The function is pure; patterns that depend on the options are cached per option set.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .clean import _HTML_TAG, _MARKUP, _bare_letter, _clean
+from .explicit import (_ANSWER_TAG, _BOXED, _FINAL, _LEADING, _LETTER_IS_CORRECT, _REFUSAL, _TEX_COMMAND, _TIER2,
+                       _TIER3, _TRAILING_LOWER, _UPPER_STANDALONE, _answer_line, _balanced, _conflict, _from_json,
+                       _hedge_after, _remove_echo, _resolve_at, _tier)
+from .option_text import _fuzzy, _negated_after, _negated_before, _scan_texts
+from .options import _OPTION_RANGE, Options, _context, _Ctx, _in_range, _letter_token, _normalise_options
+
+__all__ = ["extract_choice", "extract_choice_with_rule", "LETTER_RULES", "ABSTAIN_RULES", "RULES", "MODES", "Options"]
+
+MODES = ("strict", "lenient")
+
+# Rules that give a letter.
+LETTER_RULES = frozenset({
+    "bare_letter", "json", "option_text_exact", "boxed", "answer_tag", "final_answer", "answer_phrase",
+    "chinese_phrase", "chinese_choose", "letter_is_correct", "choose_phrase", "commit_phrase", "conclusion",
+    "leading_letter", "option_text", "standalone_letter", "letter_and_text", "trailing_letter",
+    "fuzzy_text", "think_only",
+})
+# Rules that give None: the reply commits to no single option of this item.
+ABSTAIN_RULES = frozenset({
+    "empty", "no_answer", "unfinished_thinking", "option_echo", "refusal", "hedge", "several_options",
+    "conflict", "letter_not_an_option",
+})
+RULES = LETTER_RULES | ABSTAIN_RULES
+# Internal outcomes meaning "nothing found here": an enclosing rule may go on looking elsewhere.
+_UNDECIDED = frozenset({"empty", "no_answer", "unfinished_thinking", "option_echo"})
+
+_MAX_DEPTH = 3
+
+
+# ------------------------------------------------------------------------------------------------ core
+def _read(text: str, ctx: _Ctx, mode: str, depth: int) -> tuple[str | None, str]:
+    t = text.strip()
+    if not t:
+        return None, "empty"
+
+    letter = _bare_letter(t)
+    if letter is not None:
+        return (letter, "bare_letter") if letter in ctx.opts else (None, "letter_not_an_option")
+
+    if depth < _MAX_DEPTH and "{" in t:
+        for value in _from_json(t):
+            got, rule = _read(value, ctx, mode, depth + 1)
+            if rule not in _UNDECIDED:
+                return (got, "json") if got is not None else (None, rule)
+
+    t = _HTML_TAG.sub(" ", t).strip()
+    letter = _bare_letter(t)
+    if letter is not None:
+        return (letter, "bare_letter") if letter in ctx.opts else (None, "letter_not_an_option")
+
+    core = " ".join(t.strip(_MARKUP).lower().split())
+    for let, low, pat in ctx.texts:
+        if pat.fullmatch(core):
+            return let, "option_text_exact"
+
+    t, echoed = _remove_echo(t, ctx)
+
+    # Tier 1: boxed, <answer>, "Final answer". Positions decide: the last decided one wins.
+    hits = []
+    if depth < _MAX_DEPTH:
+        for m in _BOXED.finditer(t):
+            inner = _balanced(t, m.end())
+            if inner is not None:
+                hits.append((m.start(), "boxed", _TEX_COMMAND.sub("", inner)))
+        for m in _ANSWER_TAG.finditer(t):
+            hits.append((m.start(), "answer_tag", m.group("inner")))
+    for m in _FINAL.finditer(t):
+        hits.append((m.start(), "final_answer", m))
+    hits.sort(key=lambda h: h[0])
+    for _, name, payload in reversed(hits):
+        if isinstance(payload, str):
+            got, rule = _read(payload, ctx, mode, depth + 1)
+            if rule in _UNDECIDED:
+                continue
+            return (got, name) if got is not None else (None, rule)
+        allow_text = bool(payload.group("sep")) or t[payload.end():payload.end() + 3].lstrip(" \t*#:").startswith("\n")
+        r = _resolve_at(t, payload.end(), ctx, allow_text, weak=False)
+        if r is not None:
+            return (r[0], name) if r[0] is not None else (None, r[1])
+
+    # Tier 2: explicit answer phrases; "B is correct" decides directly.
+    r = _tier(t, ctx, _TIER2, weak=False)
+    correct_hits = list(_LETTER_IS_CORRECT.finditer(t))
+    if correct_hits:
+        m = correct_hits[-1]
+        tier2_pos = -1
+        if r is not None:
+            tier2_pos = max((mm.start() for _, pat, _ in _TIER2 for mm in pat.finditer(t)), default=-1)
+        if r is None or m.start() > tier2_pos:
+            letter = m.group("x")
+            if _letter_token(t, m.start("x"), ctx) is not None:
+                if letter not in ctx.opts:
+                    return None, "letter_not_an_option"
+                return letter, "letter_is_correct"
+    if r is not None:
+        return r
+
+    # A first line that is a letter alone, or a letter and its own option text ("C. Stone", "B"), is the answer;
+    # what follows explains it, and words there ("suggests normal ...") must not override it.
+    lead = None if echoed else _answer_line(t, ctx)
+    if lead is not None:
+        return lead
+
+    # Tier 3: weaker commitments; not read in what is left of an echo (the question stem, usually).
+    r = None if echoed else _tier(t, ctx, _TIER3, weak=True)
+    if r is not None:
+        return r
+
+    # A reply that starts with a letter.
+    start = _LEADING.match(t).end()
+    tok = _letter_token(t, start, ctx)
+    if tok is not None:
+        letter, q = tok
+        lower_ok = t[start].isupper() or re.match(r"[ \t]*(?:[.:)\]]|$|\n)", t[q:q + 2] if q < len(t) else "")
+        if lower_ok:
+            if letter not in ctx.opts:
+                if letter in _OPTION_RANGE:
+                    return None, "letter_not_an_option"
+            elif _conflict(t, q, letter, ctx):
+                return None, "conflict"
+            elif _hedge_after(t, q, letter, ctx):
+                return None, "hedge"
+            else:
+                return letter, "leading_letter"
+
+    if _REFUSAL.search(t):
+        return None, "refusal"
+    if echoed:  # a reply that repeats the options commits to none of them by naming them
+        return None, "option_echo"
+
+    # Weak evidence: option texts and capital letters standing alone.
+    by_text, _, masked = _scan_texts(t, ctx)
+    letters: set[str] = set()
+    for m in _UPPER_STANDALONE.finditer(masked):
+        tok = _letter_token(masked, m.start(), ctx)
+        if tok is None or not _in_range(tok[0], ctx):
+            continue
+        if _negated_before(masked, m.start(), 3) or _negated_after(masked, tok[1]):
+            continue
+        letters.add(tok[0])
+    found = by_text | letters
+    if len(found) == 1:
+        letter = found.pop()
+        if letter not in ctx.opts:
+            return None, "letter_not_an_option"
+        if by_text and letters:
+            return letter, "letter_and_text"
+        return letter, ("option_text" if by_text else "standalone_letter")
+    if len(found) > 1:
+        return None, "several_options"
+
+    m = _TRAILING_LOWER.search(t)
+    if m:
+        if re.search(r"(?:\bor\b|\band\b|/|,|&)[\s(\[*\"'`]*$", t[: m.start(1)], re.I):
+            return None, "hedge"
+        letter = m.group(1).upper()
+        return (letter, "trailing_letter") if letter in ctx.opts else (None, "letter_not_an_option")
+
+    if mode == "lenient":
+        letter = _fuzzy(t, ctx)
+        if letter is not None:
+            return letter, "fuzzy_text"
+    return None, "no_answer"
+
+
+def extract_choice_with_rule(text: str | None, options: Options, mode: str = "strict") -> tuple[str | None, str]:
+    """(option letter or None, name of the rule that decided). ``mode``: ``strict`` or ``lenient``."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    ctx = _context(_normalise_options(options))
+    if not ctx.opts or text is None or not isinstance(text, str) or not text.strip():
+        return None, "empty"
+    cleaned, reasoning, unfinished = _clean(text)
+    if not cleaned:
+        if mode == "lenient" and reasoning:
+            letter, rule = _read(reasoning, ctx, mode, 0)
+            if letter is not None:
+                return letter, "think_only"
+        return None, ("unfinished_thinking" if unfinished else "empty")
+    letter, rule = _read(cleaned, ctx, mode, 0)
+    if letter is not None and letter not in ctx.opts:  # never a letter outside the item's options
+        return None, "letter_not_an_option"
+    return letter, rule
+
+
+def extract_choice(text: str | None, options: Options, mode: str = "strict") -> str | None:
+    """The option letter the reply commits to, or None (refusal, hedge, several letters, not an option)."""
+    return extract_choice_with_rule(text, options, mode)[0]

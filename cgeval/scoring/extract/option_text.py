@@ -1,0 +1,112 @@
+"""Option texts named in a reply: where each is named, whether it is negated, and fuzzy matching (lenient)."""
+
+from __future__ import annotations
+
+import difflib
+import re
+
+from .options import _Ctx, _in_range, _letter_token
+
+_NEG_BEFORE = re.compile(
+    r"\b(?:no|not|non|without|absence|absent|negative|rule|rules|ruled|ruling|exclude|excluded|excluding|"
+    r"except|rather|instead|nor|neither|isn't|isnt|aren't|wasn't|doesn't|don't|cannot|can't|unlikely|"
+    r"less|other|unlike|eliminate|eliminated|eliminating|lack|lacks|lacking|free|never|against|nothing|none)\b",
+    re.I,
+)
+_NOT_NEGATION = re.compile(r"\bno\s+doubt\b|\bnot\s+only\b|\bno\s+question\b|\bcan(?:'|no)t\s+rule\s+out\b", re.I)
+_NEG_AFTER = re.compile(
+    r"^[\s).\]*_'\"]*(?:\([^()\n]{0,60}\)\s*)?(?:(?:,|and|or)\s*(?:option\s*)?[(\[]?(?-i:[A-Z])[)\]]?\s*)*"
+    r"(?:is|are|was|were|seems|appears|looks|can\s+be|has\s+been|have\s+been)?\s*"
+    r"(?:not|unlikely|less\s+likely|incorrect|wrong|ruled\s+out|excluded|eliminated|false|implausible|"
+    r"inconsistent|absent|negative)\b",
+    re.I,
+)
+_CLAUSE_BREAK = re.compile(r"[.;!?\n,:()]|\bbut\b|\bhowever\b|\bwhereas\b|\bwhile\b|\bthough\b", re.I)
+
+
+def _negated_before(s: str, start: int, words: int) -> bool:
+    pre = s[max(0, start - 80):start]
+    cut = None
+    for cut in _CLAUSE_BREAK.finditer(pre):
+        pass
+    if cut is not None:
+        pre = pre[cut.end():]
+    pre = _NOT_NEGATION.sub(" ", pre)
+    tail = pre.split()[-words:]
+    return bool(_NEG_BEFORE.search(" ".join(tail)))
+
+
+def _negated_after(s: str, end: int) -> bool:
+    return bool(_NEG_AFTER.match(s[end:end + 90]))
+
+
+def _scan_texts(s: str, ctx: _Ctx) -> tuple[set[str], set[str], str]:
+    """(letters named positively by text, letters named only negatively, s with matched spans blanked)."""
+    positive: set[str] = set()
+    negative: set[str] = set()
+    masked = s
+    for letter, _, pat in ctx.texts:
+        hits = list(pat.finditer(masked))
+        if not hits:
+            continue
+        for m in hits:
+            if _negated_before(masked, m.start(), 4) or _negated_after(masked, m.end()):
+                negative.add(letter)
+            else:
+                positive.add(letter)
+        masked = pat.sub(lambda m: "\x00" * len(m.group(0)), masked)
+    return positive, negative - positive, masked
+
+
+
+def _options_named(seg: str, ctx: _Ctx) -> set[str]:
+    """Option letters standing alone (either case) and option texts named in ``seg``."""
+    found, _, masked = _scan_texts(seg, ctx)
+    for m in re.finditer(r"(?<![A-Za-z0-9])[A-Za-z](?![A-Za-z0-9])", masked):
+        tok = _letter_token(masked, m.start(), ctx)
+        if tok is not None and _in_range(tok[0], ctx):
+            found.add(tok[0])
+    return found
+
+
+def _fuzzy(s: str, ctx: _Ctx) -> str | None:
+    """Lenient: the one option whose text closely matches a run of words in the reply (difflib ratio >= 0.8,
+    ahead of the next option by >= 0.1). Negated runs ("no evidence of covid") do not count."""
+    tokens = list(re.finditer(r"[A-Za-z0-9]+", s))[-400:]
+    if not tokens:
+        return None
+    low = [m.group(0).lower() for m in tokens]
+    scores = {}
+    for letter, text, _ in ctx.texts:
+        target_words = re.findall(r"[a-z0-9]+", text)
+        target = " ".join(target_words)
+        if len(target) < 4:
+            continue
+        n = len(target_words)
+        best = 0.0
+        sm = difflib.SequenceMatcher(autojunk=False)
+        sm.set_seq2(target)
+        for size in sorted({max(1, n - 1), n, n + 1}):
+            for i in range(0, max(1, len(low) - size + 1)):
+                window = " ".join(low[i:i + size])
+                for cand in (window, window.replace(" ", "")):
+                    sm.set_seq1(cand)
+                    if sm.real_quick_ratio() <= best or sm.quick_ratio() <= best:
+                        continue
+                    ratio = sm.ratio()
+                    if ratio <= best:
+                        continue
+                    start, end = tokens[i].start(), tokens[min(i + size, len(tokens)) - 1].end()
+                    if _negated_before(s, start, 4) or _negated_after(s, end):
+                        continue
+                    best = ratio
+        scores[letter] = best
+    if not scores:
+        return None
+    ranked = sorted(scores.items(), key=lambda kv: -kv[1])
+    top, score = ranked[0]
+    runner = ranked[1][1] if len(ranked) > 1 else 0.0
+    if score >= 0.8 and score - runner >= 0.1:
+        return top
+    return None
+
