@@ -60,7 +60,7 @@ LETTER_RULES = frozenset({
 # Rules that give None: the reply commits to no single option of this item.
 ABSTAIN_RULES = frozenset({
     "empty", "no_answer", "unfinished_thinking", "option_echo", "refusal", "hedge", "several_options",
-    "conflict", "letter_not_an_option",
+    "conflict", "letter_not_an_option", "hedged_mention",
 })
 RULES = LETTER_RULES | ABSTAIN_RULES
 # Internal outcomes meaning "nothing found here": an enclosing rule may go on looking elsewhere.
@@ -171,7 +171,7 @@ def _read(text: str, ctx: _Ctx, mode: str, depth: int) -> tuple[str | None, str]
         return None, "option_echo"
 
     # Weak evidence: option texts and capital letters standing alone.
-    by_text, _, masked = _scan_texts(t, ctx)
+    by_text, _, hedged, masked = _scan_texts(t, ctx)
     letters: set[str] = set()
     for m in _UPPER_STANDALONE.finditer(masked):
         tok = _letter_token(masked, m.start(), ctx)
@@ -181,6 +181,8 @@ def _read(text: str, ctx: _Ctx, mode: str, depth: int) -> tuple[str | None, str]
             continue
         letters.add(tok[0])
     found = by_text | letters
+    if hedged - found:  # a finding offered only as a possibility ("a tumor cannot be ruled out")
+        return None, "hedged_mention"
     if len(found) == 1:
         letter = found.pop()
         if letter not in ctx.opts:

@@ -204,7 +204,7 @@ def _resolve_at(s: str, pos: int, ctx: _Ctx, allow_text: bool, weak: bool) -> tu
         span = s[back.end() if back else max(0, pos - 300):pos] + " " + span
     if not span.strip():
         return None
-    positive, _, _ = _scan_texts(span, ctx)
+    positive, _, _, _ = _scan_texts(span, ctx)
     if len(positive) == 1:
         return positive.pop(), "ok"
     if len(positive) > 1:

@@ -40,28 +40,72 @@ def _negated_after(s: str, end: int) -> bool:
     return bool(_NEG_AFTER.match(s[end:end + 90]))
 
 
-def _scan_texts(s: str, ctx: _Ctx) -> tuple[set[str], set[str], str]:
-    """(letters named positively by text, letters named only negatively, s with matched spans blanked)."""
-    positive: set[str] = set()
-    negative: set[str] = set()
+# A finding offered only as a possibility: "cannot be ruled out", "not excluded", "should be considered".
+_HEDGE_BEFORE = re.compile(
+    r"(?:\b(?:cannot|can['’]?t|can\s+not|could\s+not|couldn['’]t|unable\s+to|not)\s+(?:be\s+)?"
+    r"(?:entirely\s+|completely\s+|fully\s+|definitely\s+|definitively\s+|yet\s+)?"
+    r"(?:rule[ds]?\s+out|ruled\s+out|exclude[ds]?)|\bpossibility\s+of|\braises?\s+(?:the\s+)?(?:possibility|"
+    r"question|concern)\s+(?:of|for)|\bdifferential(?:\s+diagnosis)?\s+(?:includes?|of|:))"
+    r"(?:\s+(?:a|an|the|some|any|small|possible|early|underlying|subtle))*\s*$",
+    re.I,
+)
+_HEDGE_AFTER = re.compile(
+    r"^[\s).\]*_'\"]*(?:\([^()\n]{0,60}\)\s*)?(?:[A-Za-z-]+\s+){0,2}?(?:(?:is|are)\s+)?(?:(?:cannot|can['’]?t|can\s+not|could\s+not|"
+    r"not|to\s+be)\s+(?:be\s+)?(?:entirely\s+|completely\s+|fully\s+|definitely\s+|definitively\s+|yet\s+)?"
+    r"(?:ruled\s+out|excluded)|(?:should|must|may|might|could|can)\s+(?:also\s+)?be\s+(?:considered|"
+    r"excluded|ruled\s+out)|(?:also\s+)?(?:a\s+)?(?:consideration|possibilit(?:y|ies)|in\s+the\s+differential)|"
+    r"remains?\s+(?:a\s+)?(?:possibilit(?:y|ies)|possible|in\s+the\s+differential))\b",
+    re.I,
+)
+# "no X, Y or Z": the negation reaches the whole list.
+_LIST_GAP = re.compile(r"(?:\s*,\s*(?:(?:or|nor|and)\s+)?|\s+(?:or|nor|and)\s+)(?:(?:any|a|an)\s+)?"
+                       r"(?:[A-Za-z-]+\s*,\s*(?:(?:or|nor|and)\s+)?){0,2}", re.I)
+# "Grade 1 or 2", "stage II to III": a range of numbered options names none of them.
+_NUMERAL_RANGE = re.compile(r"\s*(?:-|–|/|\bor\b|\bto\b)\s*(?:\d+|[ivx]+|one|two|three|four|five)\b", re.I)
+
+
+def _hedged(s: str, start: int, end: int) -> bool:
+    return bool(_HEDGE_BEFORE.search(s[max(0, start - 80):start]) or _HEDGE_AFTER.match(s[end:end + 90]))
+
+
+def _scan_texts(s: str, ctx: _Ctx) -> tuple[set[str], set[str], set[str], str]:
+    """(letters named positively by text, letters named only negatively, letters named only as a possibility,
+    s with matched spans blanked)."""
+    hits: list[tuple[int, int, str, str]] = []  # (start, end, letter, "pos" / "neg" / "hedge")
     masked = s
     for letter, _, pat in ctx.texts:
-        hits = list(pat.finditer(masked))
-        if not hits:
+        found = list(pat.finditer(masked))
+        if not found:
             continue
-        for m in hits:
-            if _negated_before(masked, m.start(), 4) or _negated_after(masked, m.end()):
-                negative.add(letter)
+        for m in found:
+            if _hedged(masked, m.start(), m.end()):
+                status = "hedge"
+            elif letter in ctx.numeral_end and _NUMERAL_RANGE.match(masked, m.end()):
+                status = "hedge"
+            elif _negated_before(masked, m.start(), 4) or _negated_after(masked, m.end()):
+                status = "neg"
             else:
-                positive.add(letter)
+                status = "pos"
+            hits.append((m.start(), m.end(), letter, status))
         masked = pat.sub(lambda m: "\x00" * len(m.group(0)), masked)
-    return positive, negative - positive, masked
-
+    hits.sort()
+    positive: set[str] = set()
+    negative: set[str] = set()
+    hedged: set[str] = set()
+    prev = None
+    for start, end, letter, status in hits:
+        if status == "pos" and prev is not None and prev[3] == "neg":
+            gap = _LIST_GAP.match(masked, prev[1])
+            if gap and gap.end() == start:
+                status = "neg"
+        {"pos": positive, "neg": negative, "hedge": hedged}[status].add(letter)
+        prev = (start, end, letter, status)
+    return positive, negative - positive, hedged - positive, masked
 
 
 def _options_named(seg: str, ctx: _Ctx) -> set[str]:
     """Option letters standing alone (either case) and option texts named in ``seg``."""
-    found, _, masked = _scan_texts(seg, ctx)
+    found, _, _, masked = _scan_texts(seg, ctx)
     for m in re.finditer(r"(?<![A-Za-z0-9])[A-Za-z](?![A-Za-z0-9])", masked):
         tok = _letter_token(masked, m.start(), ctx)
         if tok is not None and _in_range(tok[0], ctx):

@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from .vocabulary import SPELLING, SYNONYM_GROUPS, numeral_forms, numeral_value
+
 Options = Mapping[str, str] | Sequence[tuple[str, str]]
 # Letters that look like option letters even when this item has fewer options (abstain rather than ignore).
 _OPTION_RANGE = frozenset("ABCDEFGH")
@@ -31,27 +33,98 @@ class _Ctx:
     # (letter, lowered text, compiled pattern) longest text first
     texts: tuple
     echo: tuple  # (letter, compiled "L. text" pattern)
+    numeral_end: frozenset = frozenset()  # letters whose text ends in a numeral ("Grade II")
+    yes: str | None = None  # the letters of a yes / no item
+    no: str | None = None
 
 
-def _text_pattern(label: str) -> re.Pattern | None:
+def _group_of(words: tuple[str, ...]) -> int | None:
+    return _GROUP_BY_WORDS.get(words)
+
+
+_GROUP_BY_WORDS = {tuple(name.lower().split()): i for i, group in enumerate(SYNONYM_GROUPS) for name in group}
+_GROUP_MAX_WORDS = max(len(k) for k in _GROUP_BY_WORDS)
+_SPELL = re.compile("|".join(sorted({a for pair in SPELLING for a in pair}, key=len, reverse=True)))
+_AMERICAN = {brit: amer for brit, amer in SPELLING} | {amer: amer for _, amer in SPELLING}
+_BRITISH = {amer: brit for brit, amer in SPELLING}
+
+
+def _word_regex(word: str) -> str:
+    """A word of an option's text, either spelling ("tumou?r") accepted."""
+    if len(word) < 4:
+        return re.escape(word)
+    out, last = [], 0
+    for m in _SPELL.finditer(word.lower()):
+        amer = _AMERICAN[m.group(0)]
+        out.append(re.escape(word[last:m.start()]) + f"(?:{amer}|{_BRITISH[amer]})")
+        last = m.end()
+    return "".join(out) + re.escape(word[last:])
+
+
+def _name_regex(name: str) -> str:
+    """One name of a synonym group: an abbreviation in capitals matches in capitals only."""
+    if name.isupper() and name.isascii():
+        return f"(?-i:{re.escape(name)})"
+    return r"\s+".join(_word_regex(w) for w in name.split())
+
+
+def _text_pattern(label: str, skip_groups: frozenset = frozenset()) -> re.Pattern | None:
+    """The pattern that finds an option's text in a reply: whole words, a plural, other spellings, the other
+    names of a run of its words (``SYNONYM_GROUPS``), the other forms of a numeral after its first word."""
     lab = " ".join(label.strip().split())
     if not lab:
         return None
-    body = r"\s+".join(re.escape(w) for w in lab.split(" "))
-    plural = r"(?:e?s)?" if lab[-1].isalpha() else ""
+    words = lab.split(" ")
+    low = tuple(w.lower() for w in words)
+    parts: list[str] = []
+    i = 0
+    ends_in_numeral = False
+    while i < len(words):
+        for j in range(min(len(words), i + _GROUP_MAX_WORDS), i, -1):
+            g = _group_of(low[i:j])
+            if g is not None and g not in skip_groups:
+                names = sorted(SYNONYM_GROUPS[g], key=len, reverse=True)
+                parts.append("(?:" + "|".join(_name_regex(n) for n in names) + ")")
+                i = j
+                ends_in_numeral = False
+                break
+        else:
+            n = numeral_value(words[i]) if i > 0 else None
+            if n is not None:
+                parts.append("(?:" + "|".join(numeral_forms(n)) + ")")
+            else:
+                parts.append(_word_regex(words[i]))
+            ends_in_numeral = n is not None
+            i += 1
+    body = r"\s+".join(parts)
     left = r"(?<![\w-])" if (lab[0].isalnum() or lab[0] == "_") else ""
+    if ends_in_numeral:  # "Grade 2" is not "grade 2.5", "grade 2-3" or "grade 20"
+        return re.compile(left + body + r"(?![\w-])(?![.,]\d)", re.I)
+    plural = r"(?:e?s)?" if lab[-1].isalpha() else ""
     # "COVID-19" names the option "COVID"; "B-cell" and "Non-COVID" name no option "B" / "COVID".
     right = r"(?:-\d+)?(?![\w-])" if (lab[-1].isalnum() or lab[-1] == "_") else ""
     return re.compile(left + body + plural + right, re.I)
 
 
+def _ends_in_numeral(label: str) -> bool:
+    words = label.split()
+    return len(words) > 1 and numeral_value(words[-1]) is not None
+
+
 @lru_cache(maxsize=4096)
 def _context(pairs: tuple[tuple[str, str], ...]) -> _Ctx:
     opts = dict(pairs)
+    # A synonym group that two options' whole texts belong to ("Normal", "No finding") does not tell them apart.
+    seen: dict[int, int] = {}
+    for _, label in pairs:
+        g = _group_of(tuple(label.lower().split()))
+        if g is not None:
+            seen[g] = seen.get(g, 0) + 1
+    shared = frozenset(g for g, count in seen.items() if count > 1)
     texts = []
     echo = []
     for letter, label in sorted(pairs, key=lambda kv: -len(kv[1].strip())):
-        pat = _text_pattern(label)
+        pat = _text_pattern(label, shared)
         if pat is not None:
             texts.append((letter, " ".join(label.strip().lower().split()), pat))
             if len(letter) == 1:
@@ -59,7 +132,11 @@ def _context(pairs: tuple[tuple[str, str], ...]) -> _Ctx:
                     r"(?<![A-Za-z0-9])[(\[]?" + re.escape(letter) + r"[*_]*\s*[.:)\]][*_]*[ \t]*" + pat.pattern,
                     re.I)))
     echo.sort(key=lambda kv: kv[0])
-    return _Ctx(opts=opts, texts=tuple(texts), echo=tuple(echo))
+    by_text = {" ".join(label.lower().split()): letter for letter, label in pairs}
+    yes, no = by_text.get("yes"), by_text.get("no")
+    return _Ctx(opts=opts, texts=tuple(texts), echo=tuple(echo),
+                numeral_end=frozenset(letter for letter, label in pairs if _ends_in_numeral(label)),
+                yes=yes if yes and no else None, no=no if yes and no else None)
 
 
 def _normalise_options(options: Options | None) -> tuple[tuple[str, str], ...]:
