@@ -132,14 +132,14 @@ REASONING = [
      "Correction: the answer is D.", KIDNEY, "D", None),
     ("C. Tumor\n\nActually, no. Looking again, the wall is thin and there is no enhancement, so this is a cyst. Final "
      "answer: B", KIDNEY, "B", "final_answer"),
-    ("It's B. No wait, it's D.", KIDNEY, "D", "self_correction"),
-    ("答案是B。不对，应该是C。", KIDNEY, "C", "self_correction"),
+    ("It's B. No wait, it's D.", KIDNEY, "D", None),
+    ("答案是B。不对，应该是C。", KIDNEY, "C", None),
     ("I'd go with B. Hmm, actually no - C.", KIDNEY, "C", "self_correction"),
     ("The correct answer is A. Wait, that's wrong. The correct answer is B.", KIDNEY, "B", None),
     ("B\n\nWait, actually C is better because the lesion enhances.", KIDNEY, "C", "self_correction"),
     ("<think>Glioma? meningioma? The dural tail suggests meningioma.</think>\n\nWait, the lesion is intra-axial. "
      "Answer: A", BRAIN, "A", None),
-    ("Meningioma. On second thought, the lesion is intra-axial, so it is a glioma.", BRAIN, "A", "self_correction"),
+    ("Meningioma. On second thought, the lesion is intra-axial, so it is a glioma.", BRAIN, "A", None),
     # a remark after the pick that is no revision keeps the pick
     ("The answer is B. Actually, tumors are rare in this age group and the wall is thin.", KIDNEY, "B", None),
     ("B. Cyst. Wait, let me double-check: round, anechoic, thin wall. Yes, B.", KIDNEY, "B", None),

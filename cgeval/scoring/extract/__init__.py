@@ -42,9 +42,10 @@ import re
 from .clean import _HTML_TAG, _MARKUP, _bare_letter, _clean
 from .explicit import (_ANSWER_TAG, _BOXED, _FINAL, _LEADING, _LETTER_IS_CORRECT, _REFUSAL, _TEX_COMMAND, _TIER2,
                        _TIER3, _TRAILING_LOWER, _UPPER_STANDALONE, _answer_line, _balanced, _conflict, _from_json,
-                       _hedge_after, _remove_echo, _resolve_at, _tier)
+                       _hedge_after, _remove_echo, _resolve_at, _tier, yes_no, _CHINESE_CORRECT)
 from .option_text import _fuzzy, _negated_after, _negated_before, _scan_texts
 from .options import _OPTION_RANGE, Options, _context, _Ctx, _in_range, _letter_token, _normalise_options
+from .reasoning import ELIMINATION, corrections, cut_off, option_verdicts
 
 __all__ = ["extract_choice", "extract_choice_with_rule", "LETTER_RULES", "ABSTAIN_RULES", "RULES", "MODES", "Options"]
 
@@ -55,17 +56,29 @@ LETTER_RULES = frozenset({
     "bare_letter", "json", "option_text_exact", "boxed", "answer_tag", "final_answer", "answer_phrase",
     "chinese_phrase", "chinese_choose", "letter_is_correct", "choose_phrase", "commit_phrase", "conclusion",
     "leading_letter", "option_text", "standalone_letter", "letter_and_text", "trailing_letter",
-    "fuzzy_text", "think_only",
+    "fuzzy_text", "think_only", "option_verdicts", "self_correction", "yes_no", "elimination",
 })
 # Rules that give None: the reply commits to no single option of this item.
 ABSTAIN_RULES = frozenset({
     "empty", "no_answer", "unfinished_thinking", "option_echo", "refusal", "hedge", "several_options",
-    "conflict", "letter_not_an_option", "hedged_mention",
+    "conflict", "letter_not_an_option", "hedged_mention", "verdicts_none", "verdicts_several", "unfinished_reasoning",
 })
 RULES = LETTER_RULES | ABSTAIN_RULES
 # Internal outcomes meaning "nothing found here": an enclosing rule may go on looking elsewhere.
 _UNDECIDED = frozenset({"empty", "no_answer", "unfinished_thinking", "option_echo"})
 
+# What a later part of the reply must be read by to override an earlier pick (a self-correction, or what follows
+# a list of per-option verdicts): an explicit answer or a hedge, not a finding named in passing.
+_DECISIVE = frozenset({
+    "bare_letter", "json", "boxed", "answer_tag", "final_answer", "answer_phrase", "chinese_phrase",
+    "chinese_choose", "letter_is_correct", "choose_phrase", "commit_phrase", "conclusion", "leading_letter",
+    "option_verdicts", "yes_no", "elimination", "option_text_exact", "self_correction",
+    "hedge", "conflict", "refusal", "letter_not_an_option", "verdicts_none", "verdicts_several",
+})
+# Readings that a reasoning cut off mid-sentence does not support: a pick in passing, or nothing found.
+_TENTATIVE = frozenset({"commit_phrase", "conclusion", "option_text", "standalone_letter", "letter_and_text",
+                        "trailing_letter", "several_options", "no_answer"})
+_TIER2_ALL = [*_TIER2, ("elimination", ELIMINATION, True)]
 _MAX_DEPTH = 3
 
 
@@ -95,6 +108,21 @@ def _read(text: str, ctx: _Ctx, mode: str, depth: int) -> tuple[str | None, str]
         if pat.fullmatch(core):
             return let, "option_text_exact"
 
+    if ctx.yes is not None:
+        said = yes_no(t)
+        if said is not None:
+            return (ctx.yes if said else ctx.no), "yes_no"
+
+    # A list or table marking each option: what follows it may still answer explicitly.
+    verdicts = option_verdicts(t, ctx)
+    if verdicts is not None:
+        letter, rule, end = verdicts
+        if depth < _MAX_DEPTH and t[end:].strip():
+            got, after = _read(t[end:], ctx, mode, depth + 1)
+            if after in _DECISIVE:
+                return got, after
+        return letter, rule
+
     t, echoed = _remove_echo(t, ctx)
 
     # Tier 1: boxed, <answer>, "Final answer". Positions decide: the last decided one wins.
@@ -121,13 +149,13 @@ def _read(text: str, ctx: _Ctx, mode: str, depth: int) -> tuple[str | None, str]
             return (r[0], name) if r[0] is not None else (None, r[1])
 
     # Tier 2: explicit answer phrases; "B is correct" decides directly.
-    r = _tier(t, ctx, _TIER2, weak=False)
-    correct_hits = list(_LETTER_IS_CORRECT.finditer(t))
+    r = _tier(t, ctx, _TIER2_ALL, weak=False)
+    correct_hits = sorted([*_LETTER_IS_CORRECT.finditer(t), *_CHINESE_CORRECT.finditer(t)], key=lambda m: m.start())
     if correct_hits:
         m = correct_hits[-1]
         tier2_pos = -1
         if r is not None:
-            tier2_pos = max((mm.start() for _, pat, _ in _TIER2 for mm in pat.finditer(t)), default=-1)
+            tier2_pos = max((mm.start() for _, pat, _ in _TIER2_ALL for mm in pat.finditer(t)), default=-1)
         if r is None or m.start() > tier2_pos:
             letter = m.group("x")
             if _letter_token(t, m.start("x"), ctx) is not None:
@@ -222,6 +250,17 @@ def extract_choice_with_rule(text: str | None, options: Options, mode: str = "st
                 return letter, "think_only"
         return None, ("unfinished_thinking" if unfinished else "empty")
     letter, rule = _read(cleaned, ctx, mode, 0)
+    for m in reversed(corrections(cleaned)):  # "B... wait, actually C": the last revision that picks counts
+        tail = cleaned[m.end():]
+        if not tail.strip():
+            continue
+        revised, why = _read(tail, ctx, mode, 1)
+        if why in _DECISIVE:
+            if revised != letter:
+                letter, rule = revised, ("self_correction" if revised is not None else why)
+            break
+    if rule in _TENTATIVE and cut_off(cleaned):
+        return None, "unfinished_reasoning"
     if letter is not None and letter not in ctx.opts:  # never a letter outside the item's options
         return None, "letter_not_an_option"
     return letter, rule

@@ -34,7 +34,7 @@ _REFUSAL = re.compile(
     r"insufficient\s+(?:information|detail|data|evidence)|consult\s+(?:a|an|your|with)|"
     r"none\s+of\s+the\s+(?:above|options|choices|provided|given|listed)|no\s+(?:correct|right)\s+(?:answer|option)|"
     r"(?:need|require)s?\s+(?:more|additional|further)\s+(?:information|context|clinical|imaging)|"
-    r"无法|不能确定|抱歉)",
+    r"无法|不能确定|不确定|难以确定|不清楚|抱歉)",
     re.I,
 )
 
@@ -51,6 +51,13 @@ _ANSWER_PHRASE = re.compile(
 )
 _ANSWER_BARE = re.compile(r"\banswer\b(?P<sep>)(?=[\s*_`'\"(\[]*[A-Za-z](?![A-Za-z0-9]))", re.I)
 _CHINESE_PHRASE = re.compile(r"(?:正确答案|答案|正确选项|选项)\s*(?:应该|应|就|可能)?\s*(?P<sep>是|为|选|[:：])?\s*")
+# "最可能是B", "诊断为B", "考虑为B", "我认为是B", "应该是B", "是B" (not "不是B")
+_CHINESE_COMMIT = re.compile(
+    r"(?:最(?:有)?可能(?:的)?(?:诊断|答案|选项)?|可能|诊断|考虑|倾向于?|(?:我)?认为|应该|应当|应)\s*(?P<sep>是|为)\s*"
+    r"|(?<![不否])是(?P<bare>)(?=\s*[(（]?[A-H](?![A-Za-z]))"
+)
+# "选项C正确", "B选项是正确的", "B项正确"
+_CHINESE_CORRECT = re.compile(r"(?:选项\s*)?(?P<x>[A-H])\s*(?:选项|项)?\s*(?:是|为)?\s*(?:正确|对)(?!于)")
 _CHINESE_CHOOSE = re.compile(r"(?<!选)(?:我|应该|应|故|所以|因此)?\s*选(?:择)?(?!项)\s*(?P<sep>[:：])?\s*")
 _LETTER_IS_CORRECT = re.compile(
     r"(?<![A-Za-z0-9'’-])(?:(?i:option|choice|answer)\s+)?[(\[*_]*(?P<x>[A-Z])[)\]*_]*(?![A-Za-z0-9-])"
@@ -80,6 +87,7 @@ _TIER2 = [
     ("answer_phrase", _ANSWER_BARE, False),
     ("chinese_phrase", _CHINESE_PHRASE, False),
     ("chinese_choose", _CHINESE_CHOOSE, True),
+    ("chinese_phrase", _CHINESE_COMMIT, False),
     ("choose_phrase", _CHOOSE, True),
 ]
 _TIER3 = [("commit_phrase", _COMMIT, True), ("conclusion", _CONCLUSION, True)]
@@ -328,3 +336,26 @@ def _alternative_after(s: str, pos: int, letter: str, ctx: _Ctx) -> bool:
             return True
     return False
 
+
+
+# ------------------------------------------------------------------------------------------------ yes / no
+# A yes / no item answered at the start of the reply, in English (also emphatic or elliptical) or Chinese. "No"
+# must end its clause: "No abnormality is seen" answers "Is this normal?" with yes.
+_YES_NO = re.compile(
+    r"^[\s*_`'\"“「(\[]*(?:"
+    r"(?P<no>(?:absolutely|definitely|certainly|of\s+course|surely)\s+not|not\s+at\s+all|no\s+way|nope|nah|"
+    r"negative|no)(?=\s*(?:[,.!;:—–)*\]]|$))"
+    r"|(?P<yes>(?:yes|yeah|yep|yup)(?![A-Za-z])(?!\s*(?:\bor\b|\band\b|/))|(?:affirmative|absolutely|definitely|"
+    r"certainly|of\s+course|indeed|correct)(?=\s*(?:[,.;]|$)))"
+    r"|(?P<zh_no>不是|没有|不存在|不|否|无)(?=[\s，,。.！!；;：:]|$)"
+    r"|(?P<zh_yes>是的|是|有|存在|对)(?=[\s，,。.！!；;：:]|$))",
+    re.I,
+)
+
+
+def yes_no(t: str) -> bool | None:
+    """True / False when the reply opens with a yes / a no; None when it opens with neither."""
+    m = _YES_NO.match(t)
+    if m is None:
+        return None
+    return bool(m.group("yes") or m.group("zh_yes"))
