@@ -150,7 +150,9 @@ def _read(text: str, ctx: _Ctx, mode: str, depth: int) -> tuple[str | None, str]
 
     # Tier 2: explicit answer phrases; "B is correct" decides directly.
     r = _tier(t, ctx, _TIER2_ALL, weak=False)
-    correct_hits = sorted([*_LETTER_IS_CORRECT.finditer(t), *_CHINESE_CORRECT.finditer(t)], key=lambda m: m.start())
+    correct_hits = list(_LETTER_IS_CORRECT.finditer(t))
+    if not t.isascii():
+        correct_hits = sorted([*correct_hits, *_CHINESE_CORRECT.finditer(t)], key=lambda m: m.start())
     if correct_hits:
         m = correct_hits[-1]
         tier2_pos = -1

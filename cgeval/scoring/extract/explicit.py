@@ -143,11 +143,17 @@ def _answer_line(t: str, ctx: _Ctx) -> tuple[str | None, str] | None:
 
 
 
+_AFTER_LETTER = re.compile(r"[\s.):\]*_`'\"]*")
+_PAREN_AFTER = re.compile(r"\([^()\n]{0,80}\)[\s.):\]*_]*")
+_AFTER_TEXT = re.compile(r"[\s.):\]*_]*")
+_BEFORE_TEXT = re.compile(r"[ \t]*[.:,)\]*_\-—–]*[ \t]*[(*_]*[ \t]*")
+
+
 def _hedge_after(s: str, q: int, letter: str, ctx: _Ctx) -> bool:
     """Another option letter joined to this one by or/and/comma/slash: "B or C", "B (cyst) / C"."""
-    m = re.compile(r"[\s.):\]*_`'\"]*").match(s, q)
+    m = _AFTER_LETTER.match(s, q)
     p = m.end()
-    m = re.compile(r"\([^()\n]{0,80}\)[\s.):\]*_]*").match(s, p)
+    m = _PAREN_AFTER.match(s, p)
     if m:
         p = m.end()
     else:
@@ -159,7 +165,7 @@ def _hedge_after(s: str, q: int, letter: str, ctx: _Ctx) -> bool:
                     if mm:
                         p = mm.end()
                         break
-            p = re.compile(r"[\s.):\]*_]*").match(s, p).end()
+            p = _AFTER_TEXT.match(s, p).end()
     m = _HEDGE_CONJ.match(s, p)
     if not m or m.end() == p:
         return False
@@ -169,7 +175,7 @@ def _hedge_after(s: str, q: int, letter: str, ctx: _Ctx) -> bool:
 
 def _conflict(s: str, q: int, letter: str, ctx: _Ctx) -> bool:
     """The letter is followed directly by another option's text: "B. Normal" where B is Cyst."""
-    p = re.compile(r"[ \t]*[.:,)\]*_\-—–]*[ \t]*[(*_]*[ \t]*").match(s, q).end()
+    p = _BEFORE_TEXT.match(s, q).end()
     if _starts_with_text(s, p, ctx, letter) is not None:
         return False
     other = _starts_with_text(s, p, ctx)
@@ -306,7 +312,10 @@ def _remove_echo(s: str, ctx: _Ctx) -> tuple[str, bool]:
 
 def _tier(s: str, ctx: _Ctx, patterns, weak: bool) -> tuple[str | None, str] | None:
     hits = []
+    ascii_only = s.isascii()
     for name, pat, text_ok in patterns:
+        if ascii_only and name.startswith("chinese"):
+            continue
         for m in pat.finditer(s):
             sep = m.groupdict().get("sep")
             hits.append((m.start(), m.end(), name, text_ok or bool(sep)))

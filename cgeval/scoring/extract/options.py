@@ -174,6 +174,11 @@ def _starts_with_text(s: str, pos: int, ctx: _Ctx, letter: str | None = None) ->
     return None
 
 
+_ABBREVIATION = re.compile(r"\.[A-Za-z]\.")  # e.g., i.e., U.S.
+_NEXT_WORD = re.compile(r"[ \t]+([A-Za-z\x00][A-Za-z'’\x00-]*)")
+_I_ALONE = re.compile(r"[ \t]*(?:[.):\]*]|\n|$)")
+
+
 def _letter_token(s: str, p: int, ctx: _Ctx) -> tuple[str, int] | None:
     """An option letter standing alone at ``p``: (upper-case letter, end), or None (not a letter here)."""
     if p >= len(s):
@@ -195,11 +200,11 @@ def _letter_token(s: str, p: int, ctx: _Ctx) -> tuple[str, int] | None:
         return None
     if nxt in ("-", "'", "’") and q + 1 < len(s) and _is_ascii_alnum(s[q + 1]):
         return None  # B-cell, I'm, B's
-    if nxt == "." and re.match(r"\.[A-Za-z]\.", s[q:q + 3]):
+    if nxt == "." and _ABBREVIATION.match(s, q):
         return None  # e.g., i.e., U.S.
     upper = ch.upper()
     if upper in ("A", "I"):
-        m = re.match(r"[ \t]+([A-Za-z\x00][A-Za-z'’\x00-]*)", s[q:])  # \x00: a blanked option text
+        m = _NEXT_WORD.match(s, q)  # \x00: a blanked option text
         if m:
             word = m.group(1).lower()
             allowed = _AFTER_LETTER_A if upper == "A" else _AFTER_LETTER_I
@@ -208,7 +213,7 @@ def _letter_token(s: str, p: int, ctx: _Ctx) -> tuple[str, int] | None:
                 # before option A's own text: that is read as text, where negation is checked. A letter
                 # followed by its text has punctuation between them ("A. Cyst", "A: cyst", "A) cyst").
                 return None
-        if ch == "i" and (nxt in ("'", "’") or not re.match(r"[ \t]*(?:[.):\]*]|\n|$)", s[q:])):
+        if ch == "i" and (nxt in ("'", "’") or not _I_ALONE.match(s, q)):
             return None  # lower-case "i" is the pronoun unless it stands alone before punctuation
     return upper, q
 
