@@ -63,6 +63,26 @@ VERDICTS = [
      "C", "option_verdicts"),
     ("Let me go through the choices.\n* A: not consistent, the mass enhances.\n* B: not consistent.\n"
      "* C: consistent with the enhancing solid mass.\n* D: not consistent.", KIDNEY, "C", "option_verdicts"),
+    ("| Option | Verdict | Reason |\n|---|---|---|\n| A. Normal | ✗ | lesion present |\n| B. Cyst | ✓ | anechoic |\n"
+     "| C. Tumor | ✗ | no solid part |\n| D. Stone | ✗ | no shadowing |", KIDNEY, "B", "option_verdicts"),
+    ("| Option | Text | Fits? |\n|---|---|---|\n| A | Glioma | No |\n| B | Meningioma | No |\n| C | No tumor | Yes |\n"
+     "| D | Pituitary | No |", BRAIN, "C", "option_verdicts"),
+    ("Glioma: no\nMeningioma: no\nNo tumor: yes\nPituitary: no", BRAIN, "C", "option_verdicts"),
+    ("1. **Normal** – **No**\n2. **Cyst** – **Yes**\n3. **Tumor** – **No**\n4. **Stone** – **No**", KIDNEY, "B",
+     "option_verdicts"),
+    ("A) Normal → ✗\nB) Cyst → ✗\nC) Tumor → ✗\nD) Stone → ✓", KIDNEY, "D", "option_verdicts"),
+    ("A. Normal – there is a focal lesion, so this option is incorrect.\nB. Cyst – the lesion is anechoic and "
+     "thin-walled, which is consistent.\nC. Tumor – no solid component, so it is unlikely.\nD. Stone – no "
+     "shadowing, this is incorrect.", KIDNEY, "B", "option_verdicts"),
+    ("A: unlikely\nB: likely\nC: unlikely\nD: unlikely\n\nWait, actually C fits better: the wall enhances.", KIDNEY,
+     "C", "self_correction"),
+    ("A: unlikely\nB: most likely\nC: unlikely\nD: unlikely\n\nThe lesion is anechoic with a thin wall.", KIDNEY,
+     "B", "option_verdicts"),
+    # lists that mark nothing are not verdicts
+    ("Cyst: a fluid-filled sac, usually benign.\nTumor: a solid mass that may be malignant.\nStone: a calcified "
+     "deposit.", KIDNEY, None, None),
+    ("Findings:\n- Kidney: enlarged\n- Cortex: thinned\n- Collecting system: not dilated\nImpression: tumor", KIDNEY,
+     "C", None),
     # an explicit answer after the list decides
     ("A. Normal - no\nB. Cyst - yes\nC. Tumor - no\nD. Stone - no\n\nAnswer: B", KIDNEY, "B", "answer_phrase"),
     # none marked, or several: no commitment
@@ -100,6 +120,13 @@ HEDGED = [
     ("Glioma or meningioma are both possible here.", BRAIN, None, None),
     ("Possible glioma; meningioma is also a consideration.", BRAIN, None, None),
     ("Tuberculosis should be considered.", TB, None, "hedged_mention"),
+    ("Cannot exclude malignancy.", THREE, None, "hedged_mention"),
+    ("Tuberculosis is a possibility.", TB, None, "hedged_mention"),
+    ("COVID-19 remains in the differential.", COVID3, None, "hedged_mention"),
+    ("We cannot rule out a stone.", KIDNEY, None, "hedged_mention"),
+    ("A tumor is less likely, but cannot be excluded.", KIDNEY, None, None),
+    ("Intracranial hemorrhage should be excluded with a follow-up scan.", (("A", "Intracranial hemorrhage"),
+                                                                         ("B", "Normal")), None, "hedged_mention"),
     # a commitment with a caveat about another option is still a commitment
     ("The findings favor meningioma, although a glioma cannot be excluded.", BRAIN, "B", None),
     ("Most likely a simple cyst; a tumor cannot be entirely ruled out.", KIDNEY, "B", None),
@@ -140,9 +167,17 @@ REASONING = [
     ("<think>Glioma? meningioma? The dural tail suggests meningioma.</think>\n\nWait, the lesion is intra-axial. "
      "Answer: A", BRAIN, "A", None),
     ("Meningioma. On second thought, the lesion is intra-axial, so it is a glioma.", BRAIN, "A", None),
+    ("Actually, this is a classic meningioma.", BRAIN, "B", "commit_phrase"),
+    ("A. Normal\n\nOn second thought, there is a small echogenic focus with shadowing: a stone. Answer: D", KIDNEY, "D",
+     None),
     # a remark after the pick that is no revision keeps the pick
     ("The answer is B. Actually, tumors are rare in this age group and the wall is thin.", KIDNEY, "B", None),
     ("B. Cyst. Wait, let me double-check: round, anechoic, thin wall. Yes, B.", KIDNEY, "B", None),
+    ("The answer is C. Actually, let me explain: the mass enhances avidly.", KIDNEY, "C", "answer_phrase"),
+    ("B\n\nWait, is it? Yes: the wall is thin, so B is right.", KIDNEY, "B", None),
+    ("Let me think. The mass has a dural tail and is extra-axial, consistent with meningioma", BRAIN, "B",
+     "commit_phrase"),
+    ("Let me think. The mass has a dural tail, so the answer is B", BRAIN, "B", "answer_phrase"),
     # cut off before any pick: no commitment
     ("Let's analyze each option step by step.\n\nA. Normal: The kidney shows a focal lesion, so this is unlikely.\n"
      "B. Cyst: The lesion is anechoic with", KIDNEY, None, "unfinished_reasoning"),
@@ -156,6 +191,10 @@ REASONING = [
      "with a dural tail. Pituitary tumors arise in the sella. Here the mass", BRAIN, None, "unfinished_reasoning"),
     ("To determine the diagnosis, I'll first look at the lesion's location. The mass is extra-axial and "
      "broad-based along the dura, which is typical of", BRAIN, None, None),
+    ("Step 1: The image is an axial T1 post-contrast MRI.\nStep 2: There is an extra-axial enhancing mass with a "
+     "dural tail, suggesting", BRAIN, None, "unfinished_reasoning"),
+    ("Alright, let's look at the options. Glioma is possible given the location, and", BRAIN, None,
+     "unfinished_reasoning"),
     ("<think>The lesion is round and anechoic. Probably a cyst, but let me check the wall", KIDNEY, None,
      "unfinished_thinking"),
 ]
@@ -201,6 +240,17 @@ SYNONYMS = [
     ("This is a plain radiograph of the chest.", MODALITY, "C", None),
     ("This is a sonogram of the liver.", MODALITY, "D", None),
     ("This image was taken with us in mind: a CT of the abdomen.", MODALITY, "A", None),
+    ("Unremarkable.", COVID3, "C", "option_text_exact"),
+    ("Findings of SARS-CoV-2 infection are absent.", COVID3, None, None),
+    ("The fundus is within normal limits.", FUNDUS, "D", None),
+    ("Diabetic retinopathy is not seen; there is glaucomatous cupping.", FUNDUS, None, None),
+    ("There is an ICH in the left basal ganglia.", (("A", "Intracranial hemorrhage"), ("B", "Normal")), "A", None),
+    ("Acute intracranial haemorrhage.", (("A", "Intracranial hemorrhage"), ("B", "Normal")), "A", None),
+    ("Haemorrhage is seen in the left parietal lobe.", (("A", "Hemorrhage"), ("B", "No hemorrhage")), "A", None),
+    ("No haemorrhage.", (("A", "Hemorrhage"), ("B", "No hemorrhage")), "B", "option_text_exact"),
+    ("AMD is unlikely; these are diabetic changes with DR.", MACULA, "B", None),
+    ("A renal tumour.", KIDNEY, "C", None),
+    ("Large tumour in the left kidney, no stone.", KIDNEY, "C", None),
     ("Upper lobe cavitation consistent with TB.", TB, "A", None),
     ("No radiographic evidence of tuberculosis.", TB, None, None),
     ("The fundus shows moderate non-proliferative diabetic retinopathy.", DR_GRADE, "C", None),
@@ -222,6 +272,11 @@ NUMERALS = [
     ("Grade II-III.", GRADE, None, None),
     ("Grade 1 or 2.", GRADE, None, None),
     ("Between grade II and grade III.", GRADE, None, None),
+    ("Grade 4 (IV) glioma.", GRADE, "D", None),
+    ("Not grade IV, this is grade III.", GRADE, "C", None),
+    ("grade II/III", GRADE, None, None),
+    ("KL grade 1-2.", KL, None, None),
+    ("Stage 1 vs stage 2.", STAGE, None, None),
     ("Stage II disease.", STAGE, "B", None),
     ("This corresponds to stage IV.", STAGE, "D", None),
     ("The tumor is stage II, not stage I.", STAGE, "B", None),
@@ -261,6 +316,13 @@ YES_NO_CHINESE = [
     ("不确定", YESNO, None, None),
     ("是或否", YESNO, None, None),
     ("Yes or no, I cannot tell.", YESNO, None, None),
+    ("No. There is no pneumothorax.", YESNO, "B", "yes_no"),
+    ("No, definitely not.", YESNO, "B", "yes_no"),
+    ("Yes and no.", YESNO, None, None),
+    ("Certainly! Here is my analysis of the image.", YESNO, None, None),
+    ("对。", YESNO, "A", None),
+    ("不对。", YESNO, "B", "yes_no"),
+    ("不是的，未见异常。", YESNO, "B", "yes_no"),
     ("答案为C", KIDNEY, "C", "chinese_phrase"),
     ("正确答案是 D。", KIDNEY, "D", "chinese_phrase"),
     ("应选B", KIDNEY, "B", None),
@@ -272,6 +334,11 @@ YES_NO_CHINESE = [
     ("B选项是正确的。", KIDNEY, "B", None),
     ("我认为是D。", KIDNEY, "D", None),
     ("最有可能的答案是A", KIDNEY, "A", None),
+    ("答案应该是B。", KIDNEY, "B", "chinese_phrase"),
+    ("我选C", KIDNEY, "C", "chinese_choose"),
+    ("正确选项为D", KIDNEY, "D", "chinese_phrase"),
+    ("因此，最终答案是 B。", KIDNEY, "B", None),
+    ("B和C都有可能", KIDNEY, None, None),
     ("可能是B或C", KIDNEY, None, None),
     ("不是A，是B。", KIDNEY, "B", None),
     ("综上所述，答案为 C. Tumor", KIDNEY, "C", None),
@@ -308,22 +375,46 @@ def buried(reply: str, where: str) -> str:
     return before + reply + after
 
 
-# (index into a table, where the filler goes): the forms of each category, buried.
+# (table, the reply's opening, where the filler goes): forms of each category, buried.
 _LONG_PICKS = [
-    (VERDICTS, 1, "before"), (VERDICTS, 2, "before"), (VERDICTS, 4, "both"), (VERDICTS, 9, "before"),
-    (VERDICTS, 19, "before"), (VERDICTS, 21, "before"), (VERDICTS, 18, "before"),
-    (HEDGED, 0, "before"), (HEDGED, 3, "before"), (HEDGED, 7, "both"), (HEDGED, 17, "before"), (HEDGED, 21, "before"),
-    (REASONING, 0, "before"), (REASONING, 1, "before"), (REASONING, 8, "before"), (REASONING, 12, "before"),
-    (REASONING, 13, "before"), (REASONING, 16, "after"), (REASONING, 21, "before"), (REASONING, 22, "before"),
-    (REASONING, 19, "before"),
-    (SYNONYMS, 0, "before"), (SYNONYMS, 1, "both"), (SYNONYMS, 10, "before"), (SYNONYMS, 20, "both"),
-    (SYNONYMS, 30, "before"), (SYNONYMS, 33, "after"), (SYNONYMS, 41, "before"),
-    (NUMERALS, 0, "before"), (NUMERALS, 9, "both"), (NUMERALS, 14, "before"), (NUMERALS, 18, "before"),
-    (NUMERALS, 10, "before"),
-    (YES_NO_CHINESE, 7, "after"), (YES_NO_CHINESE, 10, "after"), (YES_NO_CHINESE, 9, "after"),
-    (YES_NO_CHINESE, 26, "before"), (YES_NO_CHINESE, 27, "before"), (YES_NO_CHINESE, 34, "before"),
+    (VERDICTS, "Let's evaluate each option:", "before"), (VERDICTS, "| Option | Diagnosis | Assessment |", "before"),
+    (VERDICTS, "Option A: unlikely\nOption B: unlikely\nOption C: likely", "both"),
+    (VERDICTS, "Option A (Glioma) – this is unlikely", "before"), (VERDICTS, "A. Normal - No\nB. Cyst - No", "before"),
+    (VERDICTS, "A. Glioma — possible", "before"), (VERDICTS, "A. Normal - no\nB. Cyst - yes", "before"),
+    (VERDICTS, "1. **Normal** – **No**", "after"), (VERDICTS, "A: unlikely\nB: likely\nC: unlikely\nD: unlikely\n\n"
+                                                               "Wait", "before"),
+    (HEDGED, "A tumor cannot be ruled out.", "before"), (HEDGED, "Findings may represent a cyst", "before"),
+    (HEDGED, "Cannot rule out pleural effusion.", "both"), (HEDGED, "The appearance raises the possibility", "before"),
+    (HEDGED, "The findings favor meningioma", "before"), (HEDGED, "Tuberculosis is a possibility.", "after"),
+    (REASONING, "Let me think step by step. The lesion is extra-axial", "before"),
+    (REASONING, "A is wrong because the kidney has a lesion.", "before"),
+    (REASONING, "The answer is B. Wait, no", "before"), (REASONING, "It's B. No wait, it's D.", "before"),
+    (REASONING, "答案是B。不对，应该是C。", "before"), (REASONING, "B\n\nWait, actually C is better", "after"),
+    (REASONING, "Let's analyze each option step by step.", "before"), (REASONING, "Okay, so the image shows", "before"),
+    (REASONING, "The answer is B. Actually, tumors are rare", "before"),
+    (REASONING, "Step 1: The image is an axial T1", "before"),
+    (SYNONYMS, "The OCT shows subretinal fluid", "before"), (SYNONYMS, "There is no evidence of choroidal", "both"),
+    (SYNONYMS, "Fundus photograph shows microaneurysms", "before"), (SYNONYMS, "Bilateral peripheral ground-glass",
+                                                                    "both"),
+    (SYNONYMS, "No pneumothorax, pleural effusion or cardiomegaly", "before"), (SYNONYMS, "Normal chest X-ray.", "after"),
+    (SYNONYMS, "The fundus shows moderate non-proliferative", "before"), (SYNONYMS, "Acute intracranial haemorrhage.",
+                                                                          "before"),
+    (NUMERALS, "This is a grade 2 glioma.", "before"), (NUMERALS, "Grade II-III.", "both"),
+    (NUMERALS, "The tumor is stage II, not stage I.", "before"), (NUMERALS, "Kellgren-Lawrence grade 3", "before"),
+    (NUMERALS, "Grade 1 or 2.", "before"), (NUMERALS, "The severity is level 10", "after"),
+    (YES_NO_CHINESE, "Yes, definitely.", "after"), (YES_NO_CHINESE, "Definitely not, the lungs are clear.", "after"),
+    (YES_NO_CHINESE, "Absolutely not.", "after"), (YES_NO_CHINESE, "没有，双肺未见明显异常。", "after"),
+    (YES_NO_CHINESE, "故选A。", "before"), (YES_NO_CHINESE, "最可能是B（囊肿）。", "before"),
+    (YES_NO_CHINESE, "可能是B或C", "before"), (YES_NO_CHINESE, "答案应该是B。", "both"),
 ]
-LONG = [(buried(table[i][0], where), table[i][1], table[i][2], table[i][3]) for table, i, where in _LONG_PICKS]
+
+
+def _pick(table, opening):
+    (case,) = [c for c in table if c[0].startswith(opening)]
+    return case
+
+
+LONG = [(buried(case[0], where), *case[1:]) for case, where in ((_pick(t, o), w) for t, o, w in _LONG_PICKS)]
 
 CATEGORIES = {"verdicts": VERDICTS, "hedged": HEDGED, "reasoning": REASONING, "synonyms": SYNONYMS,
               "numerals": NUMERALS, "yes_no_chinese": YES_NO_CHINESE, "long": LONG}

@@ -261,7 +261,7 @@ def extract_choice_with_rule(text: str | None, options: Options, mode: str = "st
             if revised != letter:
                 letter, rule = revised, ("self_correction" if revised is not None else why)
             break
-    if rule in _TENTATIVE and cut_off(cleaned):
+    if rule in _TENTATIVE and cut_off(cleaned, ctx):
         return None, "unfinished_reasoning"
     if letter is not None and letter not in ctx.opts:  # never a letter outside the item's options
         return None, "letter_not_an_option"

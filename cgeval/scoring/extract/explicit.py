@@ -356,8 +356,8 @@ _YES_NO = re.compile(
     r"negative|no)(?=\s*(?:[,.!;:—–)*\]]|$))"
     r"|(?P<yes>(?:yes|yeah|yep|yup)(?![A-Za-z])(?!\s*(?:\bor\b|\band\b|/))|(?:affirmative|absolutely|definitely|"
     r"certainly|of\s+course|indeed|correct)(?=\s*(?:[,.;]|$)))"
-    r"|(?P<zh_no>不是|没有|不存在|不|否|无)(?=[\s，,。.！!；;：:]|$)"
-    r"|(?P<zh_yes>是的|是|有|存在|对)(?=[\s，,。.！!；;：:]|$))",
+    r"|(?P<zh_no>不是的|不是|不对|没有|不存在|不|否|无)(?=[\s，,。.！!；;：:]|$)"
+    r"|(?P<zh_yes>是的|是|有的|有|存在|对的|对)(?=[\s，,。.！!；;：:]|$))",
     re.I,
 )
 

@@ -36,8 +36,17 @@ def _negated_before(s: str, start: int, words: int) -> bool:
     return bool(_NEG_BEFORE.search(" ".join(tail)))
 
 
+# "SARS-CoV-2 infection is absent": a word or two may stand between the finding and its absence.
+_ABSENT_AFTER = re.compile(
+    r"^[ \t]+(?:[A-Za-z-]+[ \t]+){1,2}?(?:is|are|was|were)[ \t]+(?:absent|not[ \t]+(?:seen|present|identified|"
+    r"visible|evident|detected|demonstrated))\b",
+    re.I,
+)
+
+
 def _negated_after(s: str, end: int) -> bool:
-    return bool(_NEG_AFTER.match(s[end:end + 90]))
+    tail = s[end:end + 90]
+    return bool(_NEG_AFTER.match(tail) or _ABSENT_AFTER.match(tail))
 
 
 # A finding offered only as a possibility: "cannot be ruled out", "not excluded", "should be considered".

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from .option_text import _options_named
 from .options import _Ctx
 
 # ---------------------------------------------------------------------------------------- per-option verdicts
@@ -85,7 +86,8 @@ def _level(body: str) -> int | None:
 
 
 def _table_verdict(line: str, ctx: _Ctx) -> tuple[str, int] | None:
-    """A markdown table row: | A | Normal | Unlikely | -> (letter, level); the verdict is the last cell."""
+    """A markdown table row: | A | Normal | Unlikely | -> (letter, level). The verdict is the first short cell
+    that is one (not an option's own text, such as "No tumor"), else the last cell."""
     cells = [c.strip(_CELL_MARKUP) for c in line.strip().strip("|").split("|")]
     cells = [c for c in cells if c]
     if len(cells) < 2:
@@ -93,6 +95,11 @@ def _table_verdict(line: str, ctx: _Ctx) -> tuple[str, int] | None:
     ref = _ref_at(cells[0], ctx)
     if ref is None or ref[1] < len(cells[0].rstrip()) - 1:
         return None
+    for cell in cells[1:]:
+        if len(cell.split()) <= 3 and not any(pat.fullmatch(cell) for _, _, pat in ctx.texts):
+            level = _level(cell)
+            if level is not None:
+                return ref[0], level
     level = _level(cells[-1])
     return (ref[0], level) if level is not None else None
 
@@ -172,9 +179,18 @@ _REASONING_OPENER = re.compile(
     re.I,
 )
 _FINISHED_END = re.compile(r"[.!?。！？)\]}>*\"'`|”’»」』】）]\s*$")
+_LAST_FRAGMENT = re.compile(r"[^.!?。！？\n]*$")
+# A reply that stops on one of these words was cut off mid-sentence.
+_DANGLING = re.compile(
+    r"(?:\b(?:the|a|an|of|with|and|or|to|in|for|is|are|was|were|which|that|as|by|at|on|from|after|before|than|"
+    r"be|this|these|its|their|whether|if|because|since|but|so|into|between|like|such)|,|:|-)\s*$",
+    re.I,
+)
 
 
-def cut_off(t: str) -> bool:
-    """Reasoning cut off before it got anywhere: it opens like reasoning and stops mid-sentence."""
-    return len(t) >= 120 and not _FINISHED_END.search(t[-4:]) and bool(_REASONING_OPENER.search(t))
-
+def cut_off(t: str, ctx: _Ctx) -> bool:
+    """Reasoning cut off before it got anywhere: it reads like reasoning and stops mid-sentence, either on a word
+    that cannot end one ("... which is typical of") or on a fragment that names no option ("Here the mass")."""
+    if len(t) < 60 or _FINISHED_END.search(t[-4:]) or not _REASONING_OPENER.search(t):
+        return False
+    return bool(_DANGLING.search(t[-20:])) or not _options_named(_LAST_FRAGMENT.search(t).group(0), ctx)
