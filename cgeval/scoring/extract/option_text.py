@@ -21,6 +21,8 @@ _NEG_AFTER = re.compile(
     r"inconsistent|absent|negative)\b",
     re.I,
 )
+_BACKGROUND = re.compile(r"\b(?:otherwise|elsewhere|(?:the\s+)?(?:rest|remainder)\s+of|remaining)\b", re.I)
+_NEG_ZH = re.compile(r"(?:不|非|排除|没有|无)[^。；，、,;.!?！？\s]{0,4}$")
 _CLAUSE_BREAK = re.compile(r"[.;!?\n,:()]|\bbut\b|\bhowever\b|\bwhereas\b|\bwhile\b|\bthough\b", re.I)
 
 
@@ -32,6 +34,10 @@ def _negated_before(s: str, start: int, words: int) -> bool:
     if cut is not None:
         pre = pre[cut.end():]
     pre = _NOT_NEGATION.sub(" ", pre)
+    if _BACKGROUND.search(pre):  # "the rest of the kidney is normal": said of what is not the finding
+        return True
+    if not pre.isascii() and _NEG_ZH.search(pre):  # "不是A", "排除B", "不考虑为C"
+        return True
     tail = pre.split()[-words:]
     return bool(_NEG_BEFORE.search(" ".join(tail)))
 

@@ -83,8 +83,10 @@ def _text_pattern(label: str, skip_groups: frozenset = frozenset()) -> re.Patter
         for j in range(min(len(words), i + _GROUP_MAX_WORDS), i, -1):
             g = _group_of(low[i:j])
             if g is not None and g not in skip_groups:
+                own = " ".join(low[i:j])  # the option's own words match in any case, as without synonyms
                 names = sorted(SYNONYM_GROUPS[g], key=len, reverse=True)
-                parts.append("(?:" + "|".join(_name_regex(n) for n in names) + ")")
+                parts.append("(?:" + "|".join(r"\s+".join(_word_regex(w) for w in n.split()) if n.lower() == own
+                                              else _name_regex(n) for n in names) + ")")
                 i = j
                 ends_in_numeral = False
                 break
