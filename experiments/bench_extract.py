@@ -3,7 +3,8 @@
     python experiments/bench_extract.py [--repeat 20] [--baseline main]
 
 Accuracy on each table (tests/scoring/test_extract.py, the short replies; tests/scoring/test_extract_v2.py, the
-replies of part 1 of issue 14, per category): % right (the expected letter, or an abstention where none is
+replies of part 1 of issue 14, per category; experiments/extract_holdout.py, replies the rules were not tuned on,
+so the only figure here that does not merely confirm what the rules were built for): % right (the expected letter, or an abstention where none is
 expected), % wrong commitment (a letter other than the expected one: the outcome that silently changes a
 model's accuracy), % abstained (None where a letter is expected). ``--baseline REF`` also measures the extractor
 of a git ref (its cgeval/scoring/extract.py or extract/ package, loaded on its own) in the same process, with
@@ -32,6 +33,9 @@ from cgeval.scoring import extract_choice  # noqa: E402
 from tests.scoring.test_extract import CASES as SHORT_CASES  # noqa: E402  the unit tests' reply tables
 from tests.scoring.test_extract import KIDNEY  # noqa: E402
 from tests.scoring.test_extract_v2 import CATEGORIES  # noqa: E402
+
+sys.path.insert(0, str(REPO / "experiments"))
+from extract_holdout import CASES as HOLDOUT  # noqa: E402  replies the rules were not tuned on
 
 REPLIES_PER_S_TARGET = 5000
 LONG_REPLY_TARGET_S = 1.0
@@ -85,6 +89,7 @@ def report(name: str, extract: Extract, repeat: int) -> tuple[float, float]:
     tables = {"short (test_extract)": SHORT_CASES, "v2 all (test_extract_v2)": [c for t in CATEGORIES.values()
                                                                                  for c in t]}
     tables.update({f"  v2 {cat}": cases for cat, cases in CATEGORIES.items()})
+    tables["held-out (extract_holdout)"] = [(*c, None) for c in HOLDOUT]
     wrong_short = 0.0
     for label, cases in tables.items():
         right, wrong, abstained = accuracy(extract, cases)

@@ -1,0 +1,65 @@
+"""A held-out reply table for experiments/bench_extract.py: replies written after the rules of issue 14 were,
+and never used to tune them (the unit-test tables are what the rules were written against, so their figures
+say the rules do what they were built to do; this table says how far that carries to replies nobody tuned on).
+Each row: (reply, options, the letter a careful grader takes or None)."""
+
+from __future__ import annotations
+
+KIDNEY = (("A", "Normal"), ("B", "Cyst"), ("C", "Tumor"), ("D", "Stone"))
+BRAIN = (("A", "Glioma"), ("B", "Meningioma"), ("C", "No tumor"), ("D", "Pituitary"))
+OCT = (("A", "CNV"), ("B", "DME"), ("C", "Drusen"), ("D", "Normal"))
+CHEST = (("A", "Pneumothorax"), ("B", "Pleural effusion"), ("C", "Cardiomegaly"), ("D", "No finding"))
+YESNO = (("A", "Yes"), ("B", "No"))
+SKIN = (("A", "Melanoma"), ("B", "Nevus"), ("C", "Basal cell carcinoma"), ("D", "Seborrheic keratosis"))
+GRADE = (("A", "Grade I"), ("B", "Grade II"), ("C", "Grade III"), ("D", "Grade IV"))
+COVID = (("A", "COVID-19"), ("B", "Normal"), ("C", "Viral pneumonia"))
+
+CASES = [
+    ("**Option analysis**\n\n| | Option | Match |\n|---|---|---|\n| A | Normal | ✗ |\n| B | Cyst | ✗ |\n"
+     "| C | Tumor | ✓ |\n| D | Stone | ✗ |\n\nThe enhancing solid component points to a neoplasm.", KIDNEY, "C"),
+    ("Evaluating the choices:\nA) Glioma: The mass is intra-axial with surrounding edema - likely.\n"
+     "B) Meningioma: no dural tail - unlikely.\nC) No tumor: incorrect.\nD) Pituitary: unlikely.", BRAIN, "A"),
+    ("A - No\nB - No\nC - Possibly\nD - No", KIDNEY, None),
+    ("Drusen: present (yes)\nCNV: no\nDME: no\nNormal: no", OCT, "C"),
+    ("There is a large left pneumothorax with mediastinal shift; no pleural effusion.", CHEST, "A"),
+    ("No pneumothorax. No effusion. Heart size normal.", CHEST, None),
+    ("Heart size is enlarged (cardiothoracic ratio > 0.5) consistent with cardiomegaly.", CHEST, "C"),
+    ("The cardiac silhouette is normal in size. Small right pleural effusion cannot be excluded.", CHEST, None),
+    ("Wait, let me look again. The lesion has a dural tail. Meningioma. Final answer: B", BRAIN, "B"),
+    ("I first thought glioma, but actually the extra-axial location and dural tail make it a meningioma.", BRAIN, "B"),
+    ("The answer is D.\n\nHmm, no. The sella is normal; the mass is in the frontal lobe. The answer is A.", BRAIN,
+     "A"),
+    ("First, let me describe the image. It is an OCT scan through the fovea. The retinal layers show", OCT, None),
+    ("Let me analyze: subretinal hyperreflective material and fluid, typical of choroidal neovascularization. "
+     "So the answer is A.", OCT, "A"),
+    ("Intraretinal cystoid spaces and retinal thickening in a diabetic patient: diabetic macular oedema.", OCT, "B"),
+    ("No evidence of CNV, DME or drusen. Normal foveal contour.", OCT, "D"),
+    ("Findings are compatible with grade 3 astrocytoma.", GRADE, "C"),
+    ("WHO Grade II.", GRADE, "B"),
+    ("This lesion would be graded as II or III depending on mitotic activity.", GRADE, None),
+    ("是的", YESNO, "A"),
+    ("没有。", YESNO, "B"),
+    ("Nope, no fracture is visible.", YESNO, "B"),
+    ("Yes — there is a clear consolidation in the right lower lobe.", YESNO, "A"),
+    ("Definitely yes.", YESNO, "A"),
+    ("根据图像分析，答案为 B。", KIDNEY, "B"),
+    ("该图像最可能的诊断是脑膜瘤，选B。", BRAIN, "B"),
+    ("应选D，可见高密度结石影。", KIDNEY, "D"),
+    ("Irregular, asymmetric pigmented lesion with multiple colors: melanoma is most likely, although an atypical "
+     "nevus cannot be excluded.", SKIN, "A"),
+    ("Pearly papule with arborizing telangiectasias, typical of BCC.", SKIN, "C"),
+    ("Stuck-on appearance with milia-like cysts; seborrheic keratosis. Not melanoma.", SKIN, "D"),
+    ("The differential includes nevus and melanoma; dermoscopy is needed.", SKIN, None),
+    ("Bilateral peripheral GGOs: typical COVID pattern.", COVID, "A"),
+    ("Lungs are clear, no abnormality.", COVID, "B"),
+    ("This could be COVID-19 or another viral pneumonia; the pattern is not specific.", COVID, None),
+    ("<think>The lesion is anechoic... cyst? But there is a septation. Still benign.</think>\n\nB", KIDNEY, "B"),
+    ("Step-by-step:\n1. Modality: CT.\n2. Finding: hyperdense focus in the renal pelvis.\n3. Diagnosis: calculus, "
+     "i.e. a stone.\n\nAnswer: D", KIDNEY, "D"),
+    ("The kidney is normal in size. A simple cyst is seen at the upper pole. No stone, no solid mass.", KIDNEY, "B"),
+    ("A. Normal\nB. Cyst\nC. Tumor\nD. Stone\n\nThe correct option is B.", KIDNEY, "B"),
+    ("Option C seems right at first, but on second thought the margins are smooth: B.", KIDNEY, "B"),
+    ("It is either a glioma or a meningioma, probably the latter.", BRAIN, "B"),
+    ("Among the options, tumor is excluded, stone is excluded, and the kidney is not normal, leaving cyst.", KIDNEY,
+     "B"),
+]
