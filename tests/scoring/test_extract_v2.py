@@ -83,6 +83,8 @@ VERDICTS = [
      "deposit.", KIDNEY, None, None),
     ("Findings:\n- Kidney: enlarged\n- Cortex: thinned\n- Collecting system: not dilated\nImpression: tumor", KIDNEY,
      "C", None),
+    ("A) Normal: a focal lesion is present - unlikely.\nB) Cyst: anechoic, thin wall - likely.\nC) Tumor: no solid "
+     "part - unlikely.\nD) Stone: no shadowing - unlikely.", KIDNEY, "B", "option_verdicts"),
     # an explicit answer after the list decides
     ("A. Normal - no\nB. Cyst - yes\nC. Tumor - no\nD. Stone - no\n\nAnswer: B", KIDNEY, "B", "answer_phrase"),
     # none marked, or several: no commitment
@@ -255,6 +257,10 @@ SYNONYMS = [
     ("A small stone in the lower pole; the kidney is otherwise normal.", KIDNEY, "D", None),
     ("This is a ct scan of the chest.", MODALITY, "A", None),
     ("This is a Ct scan of the chest; ct is not an mri.", MODALITY, "A", None),
+    ("The kidney shows a cyst. Not a tumor.", KIDNEY, "B", None),
+    ("Basal cell carcinoma. Not melanoma.", (("A", "Melanoma"), ("B", "Nevus"), ("C", "Basal cell carcinoma")), "C",
+     None),
+    ("The liver is normal in size. A stone is seen in the left kidney.", KIDNEY, "D", None),
     ("Upper lobe cavitation consistent with TB.", TB, "A", None),
     ("No radiographic evidence of tuberculosis.", TB, None, None),
     ("The fundus shows moderate non-proliferative diabetic retinopathy.", DR_GRADE, "C", None),

@@ -15,7 +15,7 @@ _NEG_BEFORE = re.compile(
 )
 _NOT_NEGATION = re.compile(r"\bno\s+doubt\b|\bnot\s+only\b|\bno\s+question\b|\bcan(?:'|no)t\s+rule\s+out\b", re.I)
 _NEG_AFTER = re.compile(
-    r"^[\s).\]*_'\"]*(?:\([^()\n]{0,60}\)\s*)?(?:(?:,|and|or)\s*(?:option\s*)?[(\[]?(?-i:[A-Z])[)\]]?\s*)*"
+    r"^(?:[\s)\]*_'\"]|\.(?![ \t\n]))*(?:\([^()\n]{0,60}\)\s*)?(?:(?:,|and|or)\s*(?:option\s*)?[(\[]?(?-i:[A-Z])[)\]]?\s*)*"
     r"(?:is|are|was|were|seems|appears|looks|can\s+be|has\s+been|have\s+been)?\s*"
     r"(?:not|unlikely|less\s+likely|incorrect|wrong|ruled\s+out|excluded|eliminated|false|implausible|"
     r"inconsistent|absent|negative)\b",
@@ -50,9 +50,17 @@ _ABSENT_AFTER = re.compile(
 )
 
 
+# "The kidney is normal in size": a property of an organ, not the diagnosis "Normal".
+_QUALIFIED_AFTER = re.compile(
+    r"^[ \t]+in[ \t]+(?:size|shape|contour|calib(?:re|er)|position|thickness|density|signal|echogenicity|"
+    r"appearance|volume|course|morphology)\b",
+    re.I,
+)
+
+
 def _negated_after(s: str, end: int) -> bool:
     tail = s[end:end + 90]
-    return bool(_NEG_AFTER.match(tail) or _ABSENT_AFTER.match(tail))
+    return bool(_NEG_AFTER.match(tail) or _ABSENT_AFTER.match(tail) or _QUALIFIED_AFTER.match(tail))
 
 
 # A finding offered only as a possibility: "cannot be ruled out", "not excluded", "should be considered".

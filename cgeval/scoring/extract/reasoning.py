@@ -27,6 +27,7 @@ _VERDICT_SENTENCE = re.compile(
     r"\b(?:this|it|which|that)\s+(?:option\s+)?(?:is|seems|appears|looks|would\s+be)\s+(?:also\s+)?(?:the\s+)?",
     re.I,
 )
+_VERDICT_AT_END = re.compile(r"\s[-–—:→]+\s*[*_]*(?P<v>[^-–—:→*_.!\n]{1,20}?)[*_]*\s*[.!]?\s*$")
 _LINE_LEAD = re.compile(r"[ \t>*_#•·+\-]*(?:\d{1,2}[.)][ \t]+)?[ \t*_]*")
 _LETTER_REF = re.compile(
     r"(?:(?i:option|choice)[ \t]+[(\[]?(?P<l1>[A-Za-z])[)\]]?|[(\[](?P<l2>[A-Za-z])[)\]]"
@@ -77,6 +78,11 @@ def _level(body: str) -> int | None:
         if m and (not m.group(0)[-1].isascii() or not m.group(0)[-1].isalpha()
                   or _VERDICT_END.match(body, m.end())):
             return 0 if m.group("neg") else 3 if m.group("pos3") else 2 if m.group("pos2") else 1
+    m = _VERDICT_AT_END.search(body)  # "A) Glioma: intra-axial mass with edema - likely."
+    if m:
+        v = _VERDICT.fullmatch(m.group("v"))
+        if v:
+            return 0 if v.group("neg") else 3 if v.group("pos3") else 2 if v.group("pos2") else 1
     s = _VERDICT_SENTENCE.search(body, p)  # "- A (Glioma) – the lesion is extra-axial, so this is unlikely."
     if s:
         m = _VERDICT.match(body, s.end())
