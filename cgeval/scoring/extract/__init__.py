@@ -4,32 +4,53 @@
 human grader would take, and the name of the rule that decided (recorded in every prediction row, so that
 *why* a letter was taken, or why none was, can be audited and counted).
 
-How a reply is read, in order; the first step that decides wins:
+The rules live by tier: ``clean.py`` (clean-up), ``options.py`` and ``vocabulary.py`` (what names an option: its
+letter, its text and that text's other names), ``option_text.py`` (option texts named in a reply, negated or
+only offered as a possibility), ``explicit.py`` (explicit answer forms), ``reasoning.py`` (per-option verdicts,
+self-corrections, elimination, cut-off reasoning). This module reads a reply through them, in order; the first
+step that decides wins:
 
-1. Cleaning: ``<think>…</think>`` blocks (and a reasoning part closed by a stray ``</think>``) are dropped;
-   chat-template tokens are removed and the reply is cut at the first end-of-turn token (``</s>``,
+1. Cleaning (``clean``): ``<think>…</think>`` blocks (and a reasoning part closed by a stray ``</think>``) are
+   dropped; chat-template tokens are removed and the reply is cut at the first end-of-turn token (``</s>``,
    ``<|im_end|>``, ``<|eot_id|>``, ``<end_of_turn>``, ...); an ``ASSISTANT:`` prefix is dropped.
 2. The whole reply is one letter inside any markup: ``B``, ``(b)``, ``**B**``, ``[B]``, ``'B.'``.
 3. JSON: ``{"answer": "B"}`` (also fenced, also embedded); the value is read by these same rules.
-4. The whole reply is one option's text: ``Cyst``, ``no tumor``.
-5. An echo of the option list (``A. x`` / ``B: y`` lines in order) is cut out; what is left is read on.
-6. Explicit answers, by tier; within a tier the *last* decided one wins, so that reasoning which mentions
+4. The whole reply is one option's text, or another name of it: ``Cyst``, ``no tumor``, ``CNV`` for
+   "Choroidal neovascularization", ``grade 2`` for "Grade II", ``是`` for "Yes".
+5. A yes / no item answered at the start: "Yes, definitely.", "Nope", "Absolutely not", "是的，…", "没有。"
+   (``yes_no``).
+6. Per-option verdicts: lines or table rows that each open with an option and mark it (yes / no, correct /
+   incorrect, likely / unlikely, ✓ / ✗; two options at least): the one option marked as the pick
+   (``option_verdicts``); none marked (``verdicts_none``) or several (``verdicts_several``) abstain. An explicit
+   answer after the list still decides.
+7. An echo of the option list (``A. x`` / ``B: y`` lines in order) is cut out; what is left is read on.
+8. Explicit answers, by tier; within a tier the *last* decided one wins, so that reasoning which mentions
    other options before committing is read as the commitment:
    tier 1 ``\\boxed{B}``, ``<answer>B</answer>``, "Final answer: B";
-   tier 2 "Answer: B", "The (correct) answer is B", "答案是B", "选B", "B is correct", "I would choose B";
+   tier 2 "Answer: B", "The (correct) answer is B", "答案是B", "最可能是B", "选B", "B is correct", "选项B正确",
+   "I would choose B", "That leaves B" / "By elimination, B" (``elimination``);
    tier 3 "it's B", "this is a cyst", "most likely B", "consistent with glioma", "Therefore, B".
    The thing after a marker is a letter (``B``, ``(B)``, ``option B``, ``B. Cyst``) or, after an explicit
    separator, an option's text. A letter directly followed by another option's text ("B. Normal" where B
    is Cyst) is a conflict; "B or C", "B/C", "B and C" is a hedge; both abstain.
-7. A reply that starts with a letter: "B. Cyst", "B) ...", "B because ...", "**B**\\n\\nExplanation".
-8. Refusals ("I'm sorry", "cannot be determined", "none of the options", ...) abstain.
-9. Weak evidence: option texts named in the reply (case-insensitive, whole words, longest first so that
-   "No hemorrhage" is not also read as "Hemorrhage"; negated mentions such as "no evidence of COVID" or
-   "tumor is ruled out" do not count) together with capital letters standing alone (not the article in
-   "A cyst is present", not the pronoun in "I think"). Exactly one option -> that option; more -> abstain.
-10. A lower-case letter standing alone at the very end ("hmm... b").
-11. ``lenient`` only: fuzzy matching of option texts (difflib), and the answer inside a ``<think>`` block
+9. A reply that starts with a letter: "B. Cyst", "B) ...", "B because ...", "**B**\\n\\nExplanation".
+10. Refusals ("I'm sorry", "cannot be determined", "none of the options", "不确定", ...) abstain.
+11. Weak evidence: option texts named in the reply (case-insensitive, whole words, longest first so that
+    "No hemorrhage" is not also read as "Hemorrhage"; standard abbreviations and expansions, British and
+    American spellings, Roman and Arabic numerals count; negated mentions such as "no evidence of COVID",
+    "no pneumothorax, effusion or cardiomegaly", "tumor is ruled out" or "不是A" do not count, nor background
+    ones such as "otherwise normal", "normal in size") together with capital letters standing alone (not the
+    article in "A cyst is present", not the pronoun in "I think"). A finding offered only as a possibility
+    ("a tumor cannot be ruled out", "raises the possibility of TB", "grade 1 or 2") abstains
+    (``hedged_mention``). Exactly one option -> that option; more -> abstain.
+12. A lower-case letter standing alone at the very end ("hmm... b").
+13. ``lenient`` only: fuzzy matching of option texts (difflib), and the answer inside a ``<think>`` block
     when nothing follows it.
+
+Then, over the whole reply: a pick revised later ("B... wait, actually C", "The answer is B. Wait, no - it's
+C", "答案是B。不对，…") is read from after the last revision that decides explicitly (``self_correction`` when
+that changes the pick); reasoning cut off mid-sentence before any explicit pick ("Let's analyze each option.
+A. Normal: unlikely. B. Cyst: the lesion is anechoic with") abstains (``unfinished_reasoning``).
 
 A letter that is not among the item's options abstains (``letter_not_an_option``); nothing is ever forced
 onto an option. The function is pure; patterns that depend on the options are cached per option set.
