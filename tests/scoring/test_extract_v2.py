@@ -172,6 +172,10 @@ REASONING = [
     ("Actually, this is a classic meningioma.", BRAIN, "B", "commit_phrase"),
     ("A. Normal\n\nOn second thought, there is a small echogenic focus with shadowing: a stone. Answer: D", KIDNEY, "D",
      None),
+    ("C looks right at first, but on second thought the margins are regular and thin: B.", KIDNEY, "B",
+     "self_correction"),
+    ("Considering the thin wall and the absence of enhancement, my pick: B.", KIDNEY, "B", None),
+    ("Thin wall, no enhancement, posterior acoustic enhancement - B", KIDNEY, "B", "conclusion"),
     # a remark after the pick that is no revision keeps the pick
     ("The answer is B. Actually, tumors are rare in this age group and the wall is thin.", KIDNEY, "B", None),
     ("B. Cyst. Wait, let me double-check: round, anechoic, thin wall. Yes, B.", KIDNEY, "B", None),

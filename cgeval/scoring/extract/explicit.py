@@ -82,6 +82,8 @@ _CONCLUSION = re.compile(
     r"\b(?:therefore|thus|hence|so|in\s+conclusion|in\s+summary|overall|to\s+conclude|conclusion)(?P<sep>)\b\s*[,:]?",
     re.I,
 )
+# "... the margins are smooth: B." — a letter after a colon or dash that ends the reply.
+_FINAL_LETTER = re.compile(r"(?:[:：—–]|\s-)(?P<sep>)(?=[\s*_(\[]*[A-H][)\]*_]*[.!]?\s*$)")
 # (name, pattern, text allowed after the marker even without a separator)
 _TIER2 = [
     ("answer_phrase", _ANSWER_PHRASE, False),
@@ -91,7 +93,7 @@ _TIER2 = [
     ("chinese_phrase", _CHINESE_COMMIT, False),
     ("choose_phrase", _CHOOSE, True),
 ]
-_TIER3 = [("commit_phrase", _COMMIT, True), ("conclusion", _CONCLUSION, True)]
+_TIER3 = [("commit_phrase", _COMMIT, True), ("conclusion", _CONCLUSION, True), ("conclusion", _FINAL_LETTER, False)]
 _FRAG_PREFIX = re.compile(
     r"[\s*_`'\"“”‘’「『【（\[{<:：=\-—–>#]*"
     r"(?:(?:probably|likely|most\s+likely|clearly|definitely|certainly|indeed|actually|simply|just|"
