@@ -176,6 +176,9 @@ REASONING = [
      "self_correction"),
     ("Considering the thin wall and the absence of enhancement, my pick: B.", KIDNEY, "B", None),
     ("Thin wall, no enhancement, posterior acoustic enhancement - B", KIDNEY, "B", "conclusion"),
+    ("My first impression was a glioma, but actually the broad dural base points to a meningioma.", BRAIN, "B",
+     "self_correction"),
+    ("Looks cystic. Wait, there is an enhancing mural nodule, which means tumor.", KIDNEY, "C", None),
     # a remark after the pick that is no revision keeps the pick
     ("The answer is B. Actually, tumors are rare in this age group and the wall is thin.", KIDNEY, "B", None),
     ("B. Cyst. Wait, let me double-check: round, anechoic, thin wall. Yes, B.", KIDNEY, "B", None),
@@ -184,6 +187,11 @@ REASONING = [
     ("Let me think. The mass has a dural tail and is extra-axial, consistent with meningioma", BRAIN, "B",
      "commit_phrase"),
     ("Let me think. The mass has a dural tail, so the answer is B", BRAIN, "B", "answer_phrase"),
+    # a general remark naming another option is not told apart from a finding: no letter rather than a wrong one
+    ("The lesion is a simple cyst. Actually, tumors of this size are rare in children.", KIDNEY, None,
+     "several_options"),
+    ("The answer is B. Wait, I should check the tumor margins once more. They are smooth.", KIDNEY, "B",
+     "answer_phrase"),
     # cut off before any pick: no commitment
     ("Let's analyze each option step by step.\n\nA. Normal: The kidney shows a focal lesion, so this is unlikely.\n"
      "B. Cyst: The lesion is anechoic with", KIDNEY, None, "unfinished_reasoning"),

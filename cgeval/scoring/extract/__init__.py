@@ -99,6 +99,7 @@ _DECISIVE = frozenset({
 # Readings that a reasoning cut off mid-sentence does not support: a pick in passing, or nothing found.
 _TENTATIVE = frozenset({"commit_phrase", "conclusion", "option_text", "standalone_letter", "letter_and_text",
                         "trailing_letter", "several_options", "no_answer"})
+_NAMED = frozenset({"option_text", "letter_and_text", "standalone_letter"})
 _TIER2_ALL = [*_TIER2, ("elimination", ELIMINATION, True)]
 _MAX_DEPTH = 3
 
@@ -273,12 +274,14 @@ def extract_choice_with_rule(text: str | None, options: Options, mode: str = "st
                 return letter, "think_only"
         return None, ("unfinished_thinking" if unfinished else "empty")
     letter, rule = _read(cleaned, ctx, mode, 0)
-    for m in reversed(corrections(cleaned)):  # "B... wait, actually C": the last revision that picks counts
-        tail = cleaned[m.end():]
+    for start, plain in reversed(corrections(cleaned)):  # "B... wait, actually C": the last revision that picks
+        tail = cleaned[start:]
         if not tail.strip():
             continue
         revised, why = _read(tail, ctx, mode, 1)
-        if why in _DECISIVE:
+        # A finding named after a plain revision counts when nothing before was an explicit pick: "I first
+        # thought glioma, but actually the dural tail makes it a meningioma".
+        if why in _DECISIVE or (plain and why in _NAMED and rule not in _DECISIVE):
             if revised != letter:
                 letter, rule = revised, ("self_correction" if revised is not None else why)
             break

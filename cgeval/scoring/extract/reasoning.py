@@ -171,9 +171,18 @@ _CORRECTION = re.compile(
 )
 
 
-def corrections(t: str) -> list[re.Match]:
-    """Places where the reply revises itself ("wait", "actually, no", "on second thought"), last one last."""
-    return list(_CORRECTION.finditer(t))
+_ASIDE = re.compile(r"actually[\s,.!:;—–-]*", re.I)
+
+
+def corrections(t: str) -> list[tuple[int, bool]]:
+    """Where the reply revises itself ("wait", "actually, no", "on second thought"), last one last: (where the
+    revision starts, whether it is plainly one). A bare "Actually, ..." may be an aside rather than a revision;
+    "but actually" is one."""
+    out = []
+    for m in _CORRECTION.finditer(t):
+        plain = not _ASIDE.fullmatch(m.group(0)) or t[max(0, m.start() - 4):m.start()].lower() == "but "
+        out.append((m.end(), plain))
+    return out
 
 
 # ----------------------------------------------------------------------------------- unfinished reasoning
