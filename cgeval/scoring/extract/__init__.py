@@ -66,7 +66,7 @@ from .explicit import (_ANSWER_TAG, _BOXED, _FINAL, _LEADING, _LETTER_IS_CORRECT
                        _hedge_after, _remove_echo, _resolve_at, _tier, yes_no, _CHINESE_CORRECT)
 from .option_text import _fuzzy, _negated_after, _negated_before, _scan_texts
 from .options import _OPTION_RANGE, Options, _context, _Ctx, _in_range, _letter_token, _normalise_options
-from .reasoning import ELIMINATION, corrections, cut_off, option_verdicts
+from .reasoning import ELIMINATION, corrections, cut_off, may_eliminate, option_verdicts
 
 __all__ = ["extract_choice", "extract_choice_with_rule", "LETTER_RULES", "ABSTAIN_RULES", "RULES", "MODES", "Options"]
 
@@ -171,7 +171,8 @@ def _read(text: str, ctx: _Ctx, mode: str, depth: int) -> tuple[str | None, str]
             return (r[0], name) if r[0] is not None else (None, r[1])
 
     # Tier 2: explicit answer phrases; "B is correct" decides directly.
-    r = _tier(t, ctx, _TIER2_ALL, weak=False)
+    tier2 = _TIER2_ALL if may_eliminate(t) else _TIER2
+    r = _tier(t, ctx, tier2, weak=False)
     correct_hits = list(_LETTER_IS_CORRECT.finditer(t))
     if not t.isascii():
         correct_hits = sorted([*correct_hits, *_CHINESE_CORRECT.finditer(t)], key=lambda m: m.start())
@@ -179,7 +180,7 @@ def _read(text: str, ctx: _Ctx, mode: str, depth: int) -> tuple[str | None, str]
         m = correct_hits[-1]
         tier2_pos = -1
         if r is not None:
-            tier2_pos = max((mm.start() for _, pat, _ in _TIER2_ALL for mm in pat.finditer(t)), default=-1)
+            tier2_pos = max((mm.start() for _, pat, _ in tier2 for mm in pat.finditer(t)), default=-1)
         if r is None or m.start() > tier2_pos:
             letter = m.group("x")
             if _letter_token(t, m.start("x"), ctx) is not None:

@@ -161,6 +161,15 @@ ELIMINATION = re.compile(
     re.I,
 )
 
+_ELIMINATION_WORDS = ("leave", "remaining", "eliminat", "left")
+
+
+def may_eliminate(t: str) -> bool:
+    """Whether ``ELIMINATION`` can match at all (a cheap test before scanning for it)."""
+    low = t.lower()
+    return any(w in low for w in _ELIMINATION_WORDS)
+
+
 # ----------------------------------------------------------------------------------------- self-corrections
 _CORRECTION = re.compile(
     r"(?:\b(?:wait|actually|on\s+second\s+thoughts?|correction|scratch\s+that|i\s+was\s+wrong|"
@@ -174,10 +183,17 @@ _CORRECTION = re.compile(
 _ASIDE = re.compile(r"actually[\s,.!:;—–-]*", re.I)
 
 
+_CORRECTION_WORDS = ("wait", "actually", "second thought", "correction", "scratch that", "was wrong", "mistake",
+                     "reconsider", "let me correct", "upon ", "不对", "等等", "更正", "纠正")
+
+
 def corrections(t: str) -> list[tuple[int, bool]]:
     """Where the reply revises itself ("wait", "actually, no", "on second thought"), last one last: (where the
     revision starts, whether it is plainly one). A bare "Actually, ..." may be an aside rather than a revision;
     "but actually" is one."""
+    low = t.lower()
+    if not any(w in low for w in _CORRECTION_WORDS):  # the common case, without scanning the pattern
+        return []
     out = []
     for m in _CORRECTION.finditer(t):
         plain = not _ASIDE.fullmatch(m.group(0)) or t[max(0, m.start() - 4):m.start()].lower() == "but "
