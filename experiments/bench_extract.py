@@ -76,11 +76,15 @@ def accuracy(extract: Extract, cases) -> tuple[float, float, float]:
 
 
 def replies_per_s(extract: Extract, cases, repeat: int) -> float:
+    """Replies per second of this process's CPU time (other work on shared cores does not count), best of 3."""
     replies = [(c[0], c[1]) for c in cases] * repeat
-    t0 = time.perf_counter()
-    for reply, options in replies:
-        extract(reply, options)
-    return len(replies) / (time.perf_counter() - t0)
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.process_time()
+        for reply, options in replies:
+            extract(reply, options)
+        best = min(best, time.process_time() - t0)
+    return len(replies) / best
 
 
 def report(name: str, extract: Extract, repeat: int) -> tuple[float, float]:
