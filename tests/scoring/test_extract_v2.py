@@ -81,6 +81,8 @@ VERDICTS = [
     # lists that mark nothing are not verdicts
     ("Cyst: a fluid-filled sac, usually benign.\nTumor: a solid mass that may be malignant.\nStone: a calcified "
      "deposit.", KIDNEY, None, None),
+    ("A. Normal: right kidney smaller than the left.\nB. Cyst: not seen.\nC. Tumor: not seen.\nD. Stone: no.", KIDNEY,
+     None, "verdicts_none"),
     ("Findings:\n- Kidney: enlarged\n- Cortex: thinned\n- Collecting system: not dilated\nImpression: tumor", KIDNEY,
      "C", None),
     ("A) Normal: a focal lesion is present - unlikely.\nB) Cyst: anechoic, thin wall - likely.\nC) Tumor: no solid "

@@ -15,7 +15,7 @@ _VERDICT = re.compile(
     r"(?P<neg>(?:not|less|least)\s+(?:likely|consistent|correct|supported|the\s+(?:answer|best))|unlikely|"
     r"incorrect|inconsistent|wrong|false|not|no|excluded|ruled\s+out|eliminated?|absent|implausible|"
     r"[✗✘❌×]|错误|错|否|不正确|不符合|排除|不太可能|不可能)"
-    r"|(?P<pos3>correct|right|true|yes|most\s+likely|best\s+(?:answer|fit|match|choice)|the\s+answer|"
+    r"|(?P<pos3>correct|right(?=\s*(?:[,.;:!)]|$))|true|yes|most\s+likely|best\s+(?:answer|fit|match|choice)|the\s+answer|"
     r"answer|[✓✔✅☑]|正确|对|是|最可能)"
     r"|(?P<pos2>likely|probable|consistent|supported|fits|matches|present|favou?red|可能性大|符合)"
     r"|(?P<pos1>possible|plausible|possibly|maybe|cannot\s+be\s+(?:excluded|ruled\s+out)|可能)",
@@ -69,6 +69,10 @@ def _ref_at(line: str, ctx: _Ctx) -> tuple[str, int] | None:
     return None
 
 
+def _level_of(m: re.Match) -> int:
+    return 0 if m.group("neg") else 3 if m.group("pos3") else 2 if m.group("pos2") else 1
+
+
 def _level(body: str) -> int | None:
     """The verdict ``body`` opens with, as a level (see ``_VERDICT``), or None when it gives none."""
     p = _BODY_LEAD.match(body).end()
@@ -77,17 +81,17 @@ def _level(body: str) -> int | None:
         m = _VERDICT.match(body, start)
         if m and (not m.group(0)[-1].isascii() or not m.group(0)[-1].isalpha()
                   or _VERDICT_END.match(body, m.end())):
-            return 0 if m.group("neg") else 3 if m.group("pos3") else 2 if m.group("pos2") else 1
+            return _level_of(m)
     m = _VERDICT_AT_END.search(body)  # "A) Glioma: intra-axial mass with edema - likely."
     if m:
         v = _VERDICT.fullmatch(m.group("v"))
         if v:
-            return 0 if v.group("neg") else 3 if v.group("pos3") else 2 if v.group("pos2") else 1
+            return _level_of(v)
     s = _VERDICT_SENTENCE.search(body, p)  # "- A (Glioma) – the lesion is extra-axial, so this is unlikely."
     if s:
         m = _VERDICT.match(body, s.end())
         if m and _VERDICT_END.match(body, m.end()):
-            return 0 if m.group("neg") else 3 if m.group("pos3") else 2 if m.group("pos2") else 1
+            return _level_of(m)
     return None
 
 
