@@ -36,6 +36,7 @@ from tests.scoring.test_extract_v2 import CATEGORIES  # noqa: E402
 
 sys.path.insert(0, str(REPO / "experiments"))
 from extract_holdout import CASES as HOLDOUT  # noqa: E402  replies the rules were not tuned on
+from extract_holdout import CASES_2 as HOLDOUT_2  # noqa: E402
 
 REPLIES_PER_S_TARGET = 5000
 LONG_REPLY_TARGET_S = 1.0
@@ -94,6 +95,7 @@ def report(name: str, extract: Extract, repeat: int) -> tuple[float, float]:
                                                                                  for c in t]}
     tables.update({f"  v2 {cat}": cases for cat, cases in CATEGORIES.items()})
     tables["held-out (extract_holdout)"] = [(*c, None) for c in HOLDOUT]
+    tables["held-out, second batch"] = [(*c, None) for c in HOLDOUT_2]
     wrong_short = 0.0
     for label, cases in tables.items():
         right, wrong, abstained = accuracy(extract, cases)

@@ -63,3 +63,45 @@ CASES = [
     ("Among the options, tumor is excluded, stone is excluded, and the kidney is not normal, leaving cyst.", KIDNEY,
      "B"),
 ]
+
+# A second batch, written after the fixes the first one prompted and measured once before any change.
+FUNDUS = (("A", "Diabetic retinopathy"), ("B", "Glaucoma"), ("C", "Cataract"), ("D", "Normal"))
+STAGE = (("A", "Stage 1"), ("B", "Stage 2"), ("C", "Stage 3"), ("D", "Stage 4"))
+MODALITY = (("A", "CT"), ("B", "MRI"), ("C", "X-ray"), ("D", "Ultrasound"))
+CASES_2 = [
+    ("Assessment of each option:\n\n1. Normal — ✗ (focal lesion present)\n2. Cyst — ✗ (internal echoes)\n"
+     "3. Tumor — ✓ (solid, vascular)\n4. Stone — ✗", KIDNEY, "C"),
+    ("A: No. B: No. C: Yes. D: No.", KIDNEY, "C"),
+    ("Option A — incorrect\nOption B — incorrect\nOption C — incorrect\nOption D — correct\n\nThe echogenic focus "
+     "with posterior shadowing is a calculus.", KIDNEY, "D"),
+    ("| Option | Likelihood |\n|:--|:--|\n| Glioma | Low |\n| Meningioma | High |\n| No tumor | Low |\n"
+     "| Pituitary | Low |", BRAIN, "B"),
+    ("The optic disc shows an increased cup-to-disc ratio of 0.8 with notching of the rim, suggestive of glaucoma.",
+     FUNDUS, "B"),
+    ("Microaneurysms, hard exudates and cotton-wool spots: DR. No glaucoma.", FUNDUS, "A"),
+    ("The red reflex is dull because of a dense lens opacity; cataract is the most likely answer.", FUNDUS, "C"),
+    ("Cataract cannot be excluded, but the image quality is poor.", FUNDUS, None),
+    ("Stage III.", STAGE, "C"),
+    ("Findings suggest stage 2 or 3 disease.", STAGE, None),
+    ("The tumor is at least stage II.", STAGE, "B"),
+    ("This is an axial computed tomography image.", MODALITY, "A"),
+    ("T2-weighted MR image.", MODALITY, "B"),
+    ("Sonographic image of the kidney.", MODALITY, "D"),
+    ("No, I don't think so.", YESNO, "B"),
+    ("Yes, I believe there is.", YESNO, "A"),
+    ("Hard to say; possibly yes.", YESNO, None),
+    ("否，未见气胸。", YESNO, "B"),
+    ("答案：B（脑膜瘤）", BRAIN, "B"),
+    ("该病例应诊断为胶质瘤，即A。", BRAIN, "A"),
+    ("选项A和B都不对，正确的是C。", KIDNEY, "C"),
+    ("Let me reason. Ground-glass opacities are bilateral and peripheral. This is typical of", COVID, None),
+    ("I'd pick C. Hmm, wait. No, A is right: the pattern is classic for COVID-19.", COVID, "A"),
+    ("Answer: B\n\nExplanation: a meningioma is extra-axial. Actually the mass here is intra-axial, so the "
+     "answer is A.", BRAIN, "A"),
+    ("The lesion is consistent with a melanoma or a dysplastic nevus.", SKIN, None),
+    ("Melanoma is unlikely; the lesion is symmetric with a regular network, typical of a benign nevus.", SKIN, "B"),
+    ("There is no evidence of pneumothorax, pleural effusion, or cardiomegaly. No acute findings.", CHEST, "D"),
+    ("Left-sided pleural effusion with adjacent atelectasis.", CHEST, "B"),
+    ("Grade IV glioblastoma with necrosis.", GRADE, "D"),
+    ("Grade 2 vs grade 3 cannot be determined from imaging alone.", GRADE, None),
+]
