@@ -87,6 +87,13 @@ VERDICTS = [
      "C", None),
     ("A) Normal: a focal lesion is present - unlikely.\nB) Cyst: anechoic, thin wall - likely.\nC) Tumor: no solid "
      "part - unlikely.\nD) Stone: no shadowing - unlikely.", KIDNEY, "B", "option_verdicts"),
+    ("A: No. B: No. C: Yes. D: No.", KIDNEY, "C", "option_verdicts"),
+    ("Option A: incorrect; Option B: correct; Option C: incorrect; Option D: incorrect.", KIDNEY, "B",
+     "option_verdicts"),
+    ("| Diagnosis | Likelihood |\n|---|---|\n| Normal | Low |\n| Cyst | Moderate |\n| Tumor | High |\n| Stone | Low |",
+     KIDNEY, "C", "option_verdicts"),
+    ("| Diagnosis | Likelihood |\n|---|---|\n| Normal | Low |\n| Cyst | High |\n| Tumor | High |\n| Stone | Low |",
+     KIDNEY, None, "verdicts_several"),
     # an explicit answer after the list decides
     ("A. Normal - no\nB. Cyst - yes\nC. Tumor - no\nD. Stone - no\n\nAnswer: B", KIDNEY, "B", "answer_phrase"),
     # none marked, or several: no commitment
@@ -131,6 +138,8 @@ HEDGED = [
     ("A tumor is less likely, but cannot be excluded.", KIDNEY, None, None),
     ("Intracranial hemorrhage should be excluded with a follow-up scan.", (("A", "Intracranial hemorrhage"),
                                                                          ("B", "Normal")), None, "hedged_mention"),
+    ("Difficult to tell from this image; probably a cyst.", KIDNEY, None, "hedge"),
+    ("Not sure, maybe it is a meningioma.", BRAIN, None, "hedge"),
     # a commitment with a caveat about another option is still a commitment
     ("The findings favor meningioma, although a glioma cannot be excluded.", BRAIN, "B", None),
     ("Most likely a simple cyst; a tumor cannot be entirely ruled out.", KIDNEY, "B", None),
@@ -275,6 +284,9 @@ SYNONYMS = [
     ("Basal cell carcinoma. Not melanoma.", (("A", "Melanoma"), ("B", "Nevus"), ("C", "Basal cell carcinoma")), "C",
      None),
     ("The liver is normal in size. A stone is seen in the left kidney.", KIDNEY, "D", None),
+    ("Sagittal T1-weighted MR image of the lumbar spine.", MODALITY, "B", None),
+    ("Ultrasonographic image of the gallbladder.", MODALITY, "D", None),
+    ("Clear lungs, normal heart size. No acute abnormality.", CHEST, "D", None),
     ("Upper lobe cavitation consistent with TB.", TB, "A", None),
     ("No radiographic evidence of tuberculosis.", TB, None, None),
     ("The fundus shows moderate non-proliferative diabetic retinopathy.", DR_GRADE, "C", None),

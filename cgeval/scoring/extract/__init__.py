@@ -62,7 +62,7 @@ import re
 
 from .clean import _HTML_TAG, _MARKUP, _bare_letter, _clean
 from .explicit import (_ANSWER_TAG, _BOXED, _FINAL, _LEADING, _LETTER_IS_CORRECT, _REFUSAL, _TEX_COMMAND, _TIER2,
-                       _TIER3, _TRAILING_LOWER, _UPPER_STANDALONE, _answer_line, _balanced, _conflict, _from_json,
+                       _TIER3, _TRAILING_LOWER, _UNSURE, _UPPER_STANDALONE, _answer_line, _balanced, _conflict, _from_json,
                        _hedge_after, _remove_echo, _resolve_at, _tier, yes_no, _CHINESE_CORRECT)
 from .option_text import _fuzzy, _negated_after, _negated_before, _scan_texts
 from .options import _OPTION_RANGE, Options, _context, _Ctx, _in_range, _letter_token, _normalise_options
@@ -198,6 +198,8 @@ def _read(text: str, ctx: _Ctx, mode: str, depth: int) -> tuple[str | None, str]
 
     # Tier 3: weaker commitments; not read in what is left of an echo (the question stem, usually).
     r = None if echoed else _tier(t, ctx, _TIER3, weak=True)
+    if r is not None and r[0] is not None and _UNSURE.search(t):
+        return None, "hedge"
     if r is not None:
         return r
 

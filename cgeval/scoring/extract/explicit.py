@@ -82,6 +82,9 @@ _CONCLUSION = re.compile(
     r"\b(?:therefore|thus|hence|so|in\s+conclusion|in\s+summary|overall|to\s+conclude|conclusion)(?P<sep>)\b\s*[,:]?",
     re.I,
 )
+# A reply that says it is unsure: a weak pick in it ("Hard to say; possibly yes") is no commitment.
+_UNSURE = re.compile(r"\b(?:(?:hard|difficult)\s+to\s+(?:say|tell|determine)|not\s+(?:entirely\s+)?(?:sure|certain)|"
+                     r"unsure|can(?:no|['’])t\s+be\s+(?:sure|certain))\b", re.I)
 # "... the margins are smooth: B." — a letter after a colon or dash that ends the reply.
 _FINAL_LETTER = re.compile(r"(?:[:：—–]|\s-)(?P<sep>)(?=[\s*_(\[]*[A-H][)\]*_]*[.!]?\s*$)")
 # (name, pattern, text allowed after the marker even without a separator)

@@ -37,7 +37,13 @@ _AFTER_REF = re.compile(r"[ \t]*[.):：]?[ \t*_]*")
 _PAREN_TEXT = re.compile(r"[ \t]*\([^()\n]{1,60}\)")
 _SEPARATOR = re.compile(r"[ \t*_]*(?:[:：=|→.)]|->|[-–—]+)[ \t*_]*")
 _BODY_LEAD = re.compile(r"[ \t*_\"'“(\[]*")
+# Verdicts may also follow one another on one line: "A: No. B: No. C: Yes. D: No."
+_INLINE_BREAK = re.compile(r"(?<=[.;])[ \t]+(?=(?:(?i:option|choice)[ \t]+)?[(\[]?[A-H][).:：\]][ \t])")
+_SEGMENT_BREAK = re.compile(r"\n|" + _INLINE_BREAK.pattern)
 _TABLE_RULE = re.compile(r"^[\s|:\-–—]+$")
+# A likelihood column: | Meningioma | High |
+_LIKELIHOOD_CELL = re.compile(r"(?:very\s+)?(?:(?P<high>high)|(?P<mid>moderate|medium|intermediate)|low)"
+                              r"(?:\s+(?:likelihood|probability))?", re.I)
 _CELL_MARKUP = " \t*_`'\"“”.:"
 
 
@@ -107,7 +113,8 @@ def _table_verdict(line: str, ctx: _Ctx) -> tuple[str, int] | None:
         return None
     for cell in cells[1:]:
         if len(cell.split()) <= 3 and not any(pat.fullmatch(cell) for _, _, pat in ctx.texts):
-            level = _level(cell)
+            m = _LIKELIHOOD_CELL.fullmatch(cell)
+            level = _level(cell) if m is None else 3 if m.group("high") else 1 if m.group("mid") else 0
             if level is not None:
                 return ref[0], level
     level = _level(cells[-1])
@@ -119,13 +126,14 @@ def option_verdicts(t: str, ctx: _Ctx) -> tuple[str | None, str, int] | None:
     ``(letter, "option_verdicts", end)`` when exactly one option is marked as the pick, ``(None, "verdicts_none",
     end)`` when none is, ``(None, "verdicts_several", end)`` when several are; ``end``: where the list ends.
     None when fewer than two options are marked."""
-    if t.count("\n") < 1:
+    if "\n" not in t and not _INLINE_BREAK.search(t):
         return None
     verdicts: dict[str, int] = {}
     end = 0
     pos = 0
-    for line in t.split("\n"):
-        line_end = pos + len(line)
+    for brk in [*_SEGMENT_BREAK.finditer(t), None]:
+        line_end = brk.start() if brk is not None else len(t)
+        line = t[pos:line_end]
         got = None
         if line.lstrip().startswith("|"):
             if not _TABLE_RULE.match(line):
@@ -141,7 +149,8 @@ def option_verdicts(t: str, ctx: _Ctx) -> tuple[str | None, str, int] | None:
         if got is not None:
             verdicts[got[0]] = got[1]  # a later verdict on the same option replaces the earlier one
             end = line_end
-        pos = line_end + 1
+        if brk is not None:
+            pos = brk.end()
     if len(verdicts) < 2:
         return None
     marked = {letter: level for letter, level in verdicts.items() if level > 0}

@@ -1,9 +1,9 @@
 """Other names of an option's text that a reply may use: standard abbreviations and expansions of findings and
 modalities, British and American spellings, Roman, Arabic and spelled-out numerals, and yes / no in Chinese.
 
-Only names that mean the same finding everywhere are listed: a name that could mean another option of a
-medical question ("MR": MRI or mitral regurgitation; "ALL") is left out, so that a reply using it is left to
-the judge rather than guessed. An abbreviation in capitals here is matched in capitals only ("DR", not the
+A name is used only for an option whose own text is in its group: "MR" names an option "MRI" (among the
+options of a modality question it means nothing else) and never a finding. Names that are ordinary words in a
+reply ("ALL", "MS") are left out. An abbreviation in capitals here is matched in capitals only ("DR", not the
 "Dr." of a name; "US", not "us").
 """
 
@@ -22,11 +22,11 @@ SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = (
     ("covid-19", "covid", "sars-cov-2"),
     ("tuberculosis", "TB"),
     ("normal", "no abnormality", "no abnormalities", "unremarkable", "within normal limits", "no finding",
-     "no findings"),
-    ("computed tomography", "CT"),
-    ("magnetic resonance imaging", "MRI", "magnetic resonance"),
+     "no findings", "no acute findings", "no acute finding", "no acute abnormality", "no acute abnormalities"),
+    ("computed tomography", "CT", "computed tomographic"),
+    ("magnetic resonance imaging", "MRI", "magnetic resonance", "MR"),
     ("x-ray", "radiograph", "radiography", "xray"),
-    ("ultrasound", "sonogram", "sonography", "ultrasonography", "US"),
+    ("ultrasound", "sonogram", "sonography", "sonographic", "ultrasonography", "ultrasonographic", "US"),
     ("optical coherence tomography", "OCT"),
     ("intracranial hemorrhage", "ICH"),
     ("chronic obstructive pulmonary disease", "COPD"),
