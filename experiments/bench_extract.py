@@ -3,8 +3,8 @@
     python experiments/bench_extract.py [--repeat 20] [--baseline main]
 
 Accuracy on each table (tests/scoring/test_extract.py, the short replies; tests/scoring/test_extract_v2.py, the
-replies of part 1 of issue 14, per category; experiments/extract_holdout.py, replies the rules were not tuned on,
-so the only figure here that does not merely confirm what the rules were built for): % right (the expected letter, or an abstention where none is
+replies of part 1 of issue 14, per category; experiments/extract_holdout.py, replies written after the rules, whose
+first measurements are the only figures that do not merely confirm what the rules were built for): % right (the expected letter, or an abstention where none is
 expected), % wrong commitment (a letter other than the expected one: the outcome that silently changes a
 model's accuracy), % abstained (None where a letter is expected). ``--baseline REF`` also measures the extractor
 of a git ref (its cgeval/scoring/extract.py or extract/ package, loaded on its own) in the same process, with
@@ -35,7 +35,7 @@ from tests.scoring.test_extract import KIDNEY  # noqa: E402
 from tests.scoring.test_extract_v2 import CATEGORIES  # noqa: E402
 
 sys.path.insert(0, str(REPO / "experiments"))
-from extract_holdout import CASES as HOLDOUT  # noqa: E402  replies the rules were not tuned on
+from extract_holdout import CASES as HOLDOUT  # noqa: E402  replies written after the rules
 from extract_holdout import CASES_2 as HOLDOUT_2  # noqa: E402
 
 REPLIES_PER_S_TARGET = 5000
