@@ -37,6 +37,7 @@ from tests.scoring.test_extract_v2 import CATEGORIES  # noqa: E402
 sys.path.insert(0, str(REPO / "experiments"))
 from extract_holdout import CASES as HOLDOUT  # noqa: E402  replies written after the rules
 from extract_holdout import CASES_2 as HOLDOUT_2  # noqa: E402
+from extract_holdout import CASES_3 as HOLDOUT_3  # noqa: E402
 
 REPLIES_PER_S_TARGET = 5000
 LONG_REPLY_TARGET_S = 1.0
@@ -96,6 +97,7 @@ def report(name: str, extract: Extract, repeat: int) -> tuple[float, float]:
     tables.update({f"  v2 {cat}": cases for cat, cases in CATEGORIES.items()})
     tables["held-out (extract_holdout)"] = [(*c, None) for c in HOLDOUT]
     tables["held-out, second batch"] = [(*c, None) for c in HOLDOUT_2]
+    tables["held-out, third batch"] = [(*c, None) for c in HOLDOUT_3]
     wrong_short = 0.0
     for label, cases in tables.items():
         right, wrong, abstained = accuracy(extract, cases)

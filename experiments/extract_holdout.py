@@ -3,7 +3,8 @@ in two batches, each measured once before any rule was changed for it (the unit-
 were written against, so their figures only say the rules do what they were built to do). First measurements
 (% right / % wrong commitment / % abstained): batch 1 82.5 / 5.0 / 12.5 (main 57.5 / 7.5 / 35.0), batch 2
 80.0 / 6.7 / 13.3 (main 46.7 / 16.7 / 36.7). Some of their failures were then fixed (with new unit-test cases
-in other words), so today's figures on these tables are no longer held-out figures; a new batch is.
+in other words), so today's figures on these two are no longer held-out figures. Batch 3, written after the last
+rule change and used for none: 88.0 / 0.0 / 12.0 (main 72.0 / 12.0 / 16.0).
 Each row: (reply, options, the letter a careful grader takes or None)."""
 
 from __future__ import annotations
@@ -107,4 +108,42 @@ CASES_2 = [
     ("Left-sided pleural effusion with adjacent atelectasis.", CHEST, "B"),
     ("Grade IV glioblastoma with necrosis.", GRADE, "D"),
     ("Grade 2 vs grade 3 cannot be determined from imaging alone.", GRADE, None),
+]
+
+# A third batch, written after every rule change above and not used to change any rule.
+LUNG = (("A", "Adenocarcinoma"), ("B", "Squamous cell carcinoma"), ("C", "Small cell carcinoma"), ("D", "Normal"))
+CASES_3 = [
+    ("Based on my analysis:\n- Adenocarcinoma: most consistent (peripheral, lepidic growth)\n"
+     "- Squamous cell carcinoma: less likely (no cavitation)\n- Small cell carcinoma: unlikely\n- Normal: no",
+     LUNG, "A"),
+    ("Central mass with cavitation in a smoker, suggestive of squamous cell carcinoma.", LUNG, "B"),
+    ("Small cell carcinoma vs squamous cell carcinoma; biopsy required.", LUNG, None),
+    ("The lung parenchyma appears healthy without nodules or masses. Normal.", LUNG, "D"),
+    ("<think>Central, bulky, with mediastinal nodes... small cell? Or squamous? Nodes favor small cell.</think>\n"
+     "C. Small cell carcinoma", LUNG, "C"),
+    ("Answer: (B) Squamous cell carcinoma\n\nThe tumor is centrally located and cavitating.", LUNG, "B"),
+    ("It's definitely not normal. I'd lean towards adenocarcinoma given the ground-glass component.", LUNG, "A"),
+    ("Okay, let me work through this. The nodule is peripheral and part-solid. Adenocarcinoma commonly presents as",
+     LUNG, None),
+    ("The answer is B. Hmm, wait: the lesion is peripheral, not central. Adenocarcinoma fits better. Final: A",
+     LUNG, "A"),
+    ("No.", YESNO, "B"),
+    ("Not that I can see.", YESNO, "B"),
+    ("Yes - a small effusion on the left.", YESNO, "A"),
+    ("有的，可见明显的积液。", YESNO, "A"),
+    ("There may be a small nodule, but I cannot be certain.", YESNO, None),
+    ("正确答案：C", KIDNEY, "C"),
+    ("结合图像特征，考虑为肾囊肿，选择 B。", KIDNEY, "B"),
+    ("Best answer: D) Stone", KIDNEY, "D"),
+    ("The kidney contains a hyperechoic focus with posterior acoustic shadowing, i.e. a renal calculus (stone).",
+     KIDNEY, "D"),
+    ("Normal-appearing kidney without cysts, masses, or stones.", KIDNEY, "A"),
+    ("The image demonstrates a Grade III lesion, not Grade II.", GRADE, "C"),
+    ("grade 2-3", GRADE, None),
+    ("Findings consistent with diabetic retinopathy (moderate NPDR).", FUNDUS, "A"),
+    ("Fundus within normal limits; no signs of glaucoma or diabetic retinopathy.", FUNDUS, "D"),
+    ("| Option | Assessment |\n|---|---|\n| A. COVID-19 | Unlikely |\n| B. Normal | Unlikely |\n"
+     "| C. Viral pneumonia | Likely |", COVID, "C"),
+    ("Option A is correct. On reflection, the distribution is lobar rather than peripheral, so C is wrong too. "
+     "I'll stay with A.", COVID, "A"),
 ]
