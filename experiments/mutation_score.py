@@ -40,7 +40,7 @@ class Module:
 
 
 MODULES = (
-    Module("scoring", ("cgeval/scoring/*",),
+    Module("scoring", ("cgeval/scoring/*", "cgeval/scoring/extract/*"),
            ("tests/scoring",)),
     Module("analysis.stats", ("cgeval/analysis/stats.py",),
            ("tests/analysis/test_stats.py", "tests/analysis/test_metrics.py",

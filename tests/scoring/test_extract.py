@@ -9,7 +9,7 @@ import pytest
 
 from cgeval.data.records import Item
 from cgeval.scoring import extract_choice, extract_choice_with_rule
-from cgeval.scoring.extract import ABSTAIN_RULES, LETTER_RULES, RULES
+from cgeval.scoring.extract import LETTER_RULES, RULES
 
 KIDNEY = (("A", "Normal"), ("B", "Cyst"), ("C", "Tumor"), ("D", "Stone"))
 COVID = (("A", "Non-COVID"), ("B", "COVID"))
@@ -242,25 +242,6 @@ def test_extract_table(reply, options, letter, rule):
         assert got_rule == rule, (reply, got, got_rule)
     assert (got_rule in LETTER_RULES) == (got is not None)
     assert extract_choice(reply, options) == letter
-
-
-# Replies that reach a rule the table above does not: with them every rule is exercised.
-EXTRA_RULE_CASES = [("The scan fits C well here", KIDNEY, "C", "standalone_letter")]
-
-
-def test_every_rule_the_extractor_names_is_reached_by_a_reply():
-    """Each rule in RULES is what some reply is read by, and each rule always gives a letter or never does."""
-    outcome: dict[str, set[bool]] = {}
-    for reply, options, letter, rule in [*CASES, *EXTRA_RULE_CASES]:
-        got, got_rule = extract_choice_with_rule(reply, options)
-        assert got == letter and got_rule == (rule or got_rule), reply
-        outcome.setdefault(got_rule, set()).add(got is not None)
-    for reply, options, _, lenient in LENIENT:
-        got, got_rule = extract_choice_with_rule(reply, options, mode="lenient")
-        outcome.setdefault(got_rule, set()).add(got is not None)
-    assert set(outcome) == RULES
-    assert {r for r, gives in outcome.items() if gives == {True}} == LETTER_RULES
-    assert {r for r, gives in outcome.items() if gives == {False}} == ABSTAIN_RULES
 
 
 @pytest.mark.parametrize("options", [dict(KIDNEY), list(KIDNEY), [list(p) for p in KIDNEY]])
