@@ -66,6 +66,16 @@ def load_rgb(path: str, pad_to_square: bool = False,
     return expand_to_square(image, fill) if pad_to_square else image
 
 
+def image_size(path: str) -> tuple[int, int]:
+    """(width, height) from the file's header, without decoding it; (0, 0) for a file that cannot be opened (it
+    fails later, when its item is asked)."""
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return (0, 0)
+
+
 def load_item_images(items: Sequence[Item], pad_to_square: bool = False, workers: int = 8,
                      fill: tuple[int, int, int] = CLIP_MEAN_FILL) -> list[Image.Image]:
     """The items' images in order, decoded on a few threads (PIL releases the GIL while decoding)."""
