@@ -30,6 +30,7 @@ from .data.loader import LoadReport, items_hash, load_medmat
 from .data.records import Item
 from .manifest import environment, write_json_atomic, write_text_atomic
 from .models.base import BackendUnavailable, FitsOnSeen, ItemFailure, ModelAdapter, UnsupportedScoring
+from .models.pipeline import prefetched
 from .scoring import aggregate_circular, base_item_id, expand_rotations, extract_choice_with_rule, letter_bias
 from .store import (
     PREDICTIONS_SCHEMA,
@@ -78,19 +79,21 @@ def model_prompts(model: ModelAdapter, batch: Sequence[Item]) -> list[str | None
     return [render(item) for item in batch]
 
 
-def score_batch(model: ModelAdapter, batch: list[Item], mode: str, extract: str = "strict") -> list[dict]:
+def score_batch(model: ModelAdapter, batch: list[Item], mode: str, extract: str = "strict",
+                prepared=None) -> list[dict]:
     """Ask the model about one batch; return the scoring part of each prediction row (``{"failure": exc}`` for
-    an item the adapter returned as an `ItemFailure`)."""
-    out = _score(model, batch, mode, extract)
+    an item the adapter returned as an `ItemFailure`). ``prepared``: the batch's inputs from ``model.prepare``
+    (`cgeval.models.pipeline`), if prepared ahead."""
+    out = _score(model, batch, mode, extract, {} if prepared is None else {"prepared": prepared})
     for scored, prompt in zip(out, model_prompts(model, batch)):
         if "failure" not in scored:
             scored["prompt"] = prompt
     return out
 
 
-def _score(model: ModelAdapter, batch: list[Item], mode: str, extract: str) -> list[dict]:
+def _score(model: ModelAdapter, batch: list[Item], mode: str, extract: str, extra: dict) -> list[dict]:
     if mode == "generate":
-        replies = model.generate(batch)
+        replies = model.generate(batch, **extra)
         if len(replies) != len(batch):
             raise RuntimeError(f"{model.name} returned {len(replies)} replies for {len(batch)} items")
         out = []
@@ -101,7 +104,7 @@ def _score(model: ModelAdapter, batch: list[Item], mode: str, extract: str) -> l
             pred, rule = extract_choice_with_rule(reply, item.options, mode=extract)
             out.append({"response": reply, "pred": pred, "parse_rule": rule, "option_scores": None})
         return out
-    scores = model.option_logprobs(batch)
+    scores = model.option_logprobs(batch, **extra)
     if len(scores) != len(batch):
         raise RuntimeError(f"{model.name} returned {len(scores)} score sets for {len(batch)} items")
     out = []
@@ -198,8 +201,10 @@ class _Errors:
         return {"n": sum(self.counts.values()), "by_type": dict(self.counts), "examples": self.examples}
 
 
-def _score_isolating(model: ModelAdapter, batch: list[Item], scoring, errors: _Errors) -> list[tuple[Item, dict]]:
-    """Score a batch; if it fails, score its items one by one so one bad item cannot sink the others."""
+def _score_isolating(model: ModelAdapter, batch: list[Item], scoring, errors: _Errors,
+                     prepared=None) -> list[tuple[Item, dict]]:
+    """Score a batch; if it fails, score its items one by one so one bad item cannot sink the others.
+    ``prepared``: a future of the batch's prepared inputs (its failure fails the batch, like any other)."""
     mode, extract = scoring.mode, scoring.extract
 
     def recorded(pairs):  # items the adapter returned as failures are recorded, the others kept
@@ -212,7 +217,8 @@ def _score_isolating(model: ModelAdapter, batch: list[Item], scoring, errors: _E
         return kept
 
     try:
-        return recorded(zip(batch, score_batch(model, batch, mode, extract)))
+        inputs = None if prepared is None else prepared.result()
+        return recorded(zip(batch, score_batch(model, batch, mode, extract, inputs)))
     except Exception as exc:  # noqa: BLE001 - recorded per item, reported, retried on resume
         if stops_the_run(exc):
             raise
@@ -268,8 +274,13 @@ def _run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None, out:
     cache, cache_stats = collect_cache(out, keys) if cfg.resume else ({}, Counter())
     pred_path = out / predictions_name(cfg.shard, rotations=circular)
     stale_file = keep_stale(pred_path, set(cache), keys)
-    todo = sorted((it for it in asked if it.item_id not in cache),
-                  key=lambda it: (len(it.prompt), item_sort_key(it.item_id)))
+    todo = [it for it in asked if it.item_id not in cache]
+    # Batches of similar length pad less: by the adapter's own key where it has one (image size, for the hf back
+    # end), then the prompt's length. The rows are written in canonical order at the end whatever the order here.
+    order = getattr(model, "order_keys", None)
+    first = (order(todo) if callable(order) else None) or [()] * len(todo)
+    rank = {it.item_id: k for it, k in zip(todo, first)}
+    todo.sort(key=lambda it: (rank[it.item_id], len(it.prompt), item_sort_key(it.item_id)))
 
     described = model.describe()
     manifest = {
@@ -327,8 +338,8 @@ def _run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None, out:
         with pred_path.open("a", encoding="utf-8") as f:
             bar = tqdm(total=len(mine), initial=len(cache), desc=f"{model.name} [{cfg.scoring.mode}]", unit="q",
                        disable=not cfg.progress, dynamic_ncols=True)
-            for batch in batches(todo, batch_size):
-                for item, scored in _score_isolating(model, batch, cfg.scoring, errors):
+            for batch, prepared in prefetched(model, batches(todo, batch_size)):
+                for item, scored in _score_isolating(model, batch, cfg.scoring, errors, prepared):
                     split, shared = labels[base_item_id(item.item_id) if circular else item.item_id]
                     row = prediction_row(item, split, shared, scored, keys[item.item_id])
                     line = json.dumps(row, ensure_ascii=False) + "\n"

@@ -40,7 +40,11 @@ class ModelAdapter(Protocol):
     prompt template, ...) and what the resume key hashes.
 
     Optional: ``runtime()`` (settings that change speed, not answers: recorded, not hashed) and
-    ``preflight(mode)`` (called once before the first batch, to fail fast on a problem every item would have).
+    ``preflight(mode)`` (called once before the first batch, to fail fast on a problem every item would have);
+    ``order_keys(items)`` (sort keys the run batches by, before prompt length: items of similar input size
+    together); ``prepare(batch)`` with ``prefetch_batches`` / ``preprocess_workers`` (the CPU's part of a batch,
+    run ahead on background threads and handed back as ``generate(batch, prepared=...)`` or
+    ``option_logprobs(batch, prepared=...)``: `cgeval.models.pipeline`).
     """
 
     name: str

@@ -12,16 +12,18 @@ which can flip a near-tie: for bit-exact comparisons across batch sizes use ``dt
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ..data.records import LETTERS, Item
 from .hub import ensure_hub_reachable
-from .media import ImageLoadError, load_item_images
+from .media import ImageLoadError, image_size, load_item_images
 from .prompt import PromptTemplate, chat_messages
 from .weights import weights_fingerprint
 
-__all__ = ["HFAdapter", "ImageLoadError", "LetterTokenError", "ModelLoadError", "letter_token_ids"]
+__all__ = ["HFAdapter", "ImageLoadError", "LetterTokenError", "ModelLoadError", "PreparedBatch", "letter_token_ids"]
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
@@ -122,6 +124,18 @@ def letter_token_ids(tokenizer, letters: Sequence[str] = LETTERS) -> dict[str, t
     return out
 
 
+@dataclass(frozen=True)
+class PreparedBatch:
+    """A batch's model inputs (images decoded, processed and tokenized, on the model's device), made by
+    `HFAdapter.prepare`, possibly on a background thread while the previous batch runs on the device."""
+
+    item_ids: tuple[str, ...]
+    inputs: Any  # transformers' BatchFeature
+
+
+IMAGE_PROCESSOR_BACKENDS = {True: "torchvision", False: "pil"}
+
+
 class HFAdapter:
     """A transformers image-text model, asked one batch at a time.
 
@@ -130,6 +144,15 @@ class HFAdapter:
     ``prompt`` optionally overrides the shared prompt ({"template": ..., "system": ...}); ``chat_template``
     optionally replaces the checkpoint's own template (e.g. LLaVA-Med's original ``[INST]`` format). Both
     are recorded, with their hashes, in ``describe()``.
+
+    Speed settings (recorded by ``runtime()``, not in the resume key, except the image processor, which changes
+    pixel values by resampling rounding and is in ``describe()``):
+    ``prefetch_batches`` batches ahead are prepared (decoded, processed, tokenized) on ``preprocess_workers``
+    background threads while the device runs the current one (0: one after the other); ``fast_image_processor``
+    picks transformers' torch-based image processor (true, the default; on the model's GPU when it has one) or
+    the PIL / NumPy one (false), null keeps whatever transformers picks; ``group_by_length`` batches items of
+    similar image size and prompt length together (less padding; the run writes its rows in the same canonical
+    order either way).
     """
 
     def __init__(
@@ -155,6 +178,10 @@ class HFAdapter:
         pad_to_square: bool = False,
         processor_kwargs: dict | None = None,
         image_workers: int = 4,
+        prefetch_batches: int = 1,
+        preprocess_workers: int = 1,
+        fast_image_processor: bool | None = True,
+        group_by_length: bool = True,
         tiny_replica: bool = False,
     ):
         import torch
@@ -179,6 +206,12 @@ class HFAdapter:
         self.pad_to_square = bool(pad_to_square)
         self.processor_kwargs = dict(processor_kwargs or {})
         self.image_workers = int(image_workers)
+        if int(prefetch_batches) < 0 or int(preprocess_workers) < 1:
+            raise ValueError(f"prefetch_batches must be >= 0 and preprocess_workers >= 1, got {prefetch_batches} "
+                             f"and {preprocess_workers}")
+        self.prefetch_batches = int(prefetch_batches)
+        self.preprocess_workers = int(preprocess_workers)
+        self.group_by_length = bool(group_by_length)
         self.tiny_replica = bool(tiny_replica)
         self.device_map = device_map
         if device == "auto":
@@ -215,6 +248,13 @@ class HFAdapter:
             transformers.AutoConfig.from_pretrained(source, **load_kwargs)
             self.processor = transformers.AutoProcessor.from_pretrained(source, **load_kwargs,
                                                                        **self.processor_kwargs)
+            if fast_image_processor is not None and hasattr(self.processor, "image_processor"):
+                # Only the image processor: passing a backend to AutoProcessor would reach the video processor
+                # too, which has no PIL variant.
+                wanted = IMAGE_PROCESSOR_BACKENDS[bool(fast_image_processor)]
+                if getattr(self.processor.image_processor, "backend", None) != wanted:
+                    self.processor.image_processor = transformers.AutoImageProcessor.from_pretrained(
+                        source, backend=wanted, **load_kwargs)
             self.model = model_cls.from_pretrained(source, **model_kwargs)
         except (OSError, ValueError, KeyError, ImportError) as e:
             where = f"local path {path}" if path is not None else f"hub id {model_id} (revision {revision or 'latest'})"
@@ -223,6 +263,17 @@ class HFAdapter:
         if device_map is None:
             self.model.to(device)
         self.model.eval()
+        image_processor = getattr(self.processor, "image_processor", None)
+        self.image_processor_backend = getattr(image_processor, "backend", None)
+        # The torch-based processor works on the model's GPU when it has one (a model spread by device_map: its
+        # first device); the PIL one always on the CPU.
+        model_device = getattr(self.model, "device", None)
+        on_gpu = model_device is not None and getattr(model_device, "type", "cpu") != "cpu"
+        self.processor_device = str(model_device) if on_gpu and self.image_processor_backend == "torchvision" else None
+        self._owner_thread = threading.get_ident()
+        self._thread_local = threading.local()
+        self._pad_tokens = 0
+        self._all_tokens = 0
 
         self.tokenizer = self.processor.tokenizer
         self.tokenizer.padding_side = "left"  # the last position is then every row's real last token
@@ -263,7 +314,52 @@ class HFAdapter:
         return self.processor.apply_chat_template(chat_messages(item, self.prompt), chat_template=self.chat_template,
                                                   add_generation_prompt=True, tokenize=False)
 
+    def _own_processor(self):
+        """The processor for this thread: the adapter's own on the thread that built it, a private copy on any
+        other (a prefetch worker), since a Rust tokenizer that sets padding must not be shared across threads."""
+        if threading.get_ident() == self._owner_thread:
+            return self.processor
+        mine = getattr(self._thread_local, "processor", None)
+        if mine is None:
+            import copy
+
+            mine = self._thread_local.processor = copy.deepcopy(self.processor)
+        return mine
+
+    def order_keys(self, items: Sequence[Item]) -> list[tuple] | None:
+        """Sort keys that put items of similar input length next to each other (the run sorts its batches by
+        them when ``group_by_length`` is on): the image's pixel count, which decides the number of image tokens
+        of the dynamic-resolution processors (Qwen2-VL, InternVL's tiles); the run then sorts by prompt length.
+        The sizes come from the file headers; an unreadable one sorts first and fails later, in its batch."""
+        if not self.group_by_length:
+            return None
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=max(1, self.image_workers)) as pool:
+            sizes = list(pool.map(lambda it: image_size(it.image_path), items))
+        return [(w * h, w, h) for w, h in sizes]
+
+    def prepare(self, batch: Sequence[Item]) -> PreparedBatch:
+        """Decode, process and tokenize a batch (the CPU's part of the work), ready for `generate` or
+        `option_logprobs`; thread-safe, so the run can prepare the next batches while this one runs."""
+        return PreparedBatch(tuple(it.item_id for it in batch), self.encode(batch))
+
+    def _inputs(self, batch: Sequence[Item], prepared: PreparedBatch | None):
+        if prepared is None:
+            return self.encode(batch)
+        if prepared.item_ids != tuple(it.item_id for it in batch):
+            raise ValueError(f"{self.name}: prepared inputs for {len(prepared.item_ids)} other items passed with a batch "
+                             f"of {len(batch)}")
+        return prepared.inputs
+
+    def _count_padding(self, enc) -> None:
+        mask = enc.get("attention_mask")
+        if mask is not None:
+            self._pad_tokens += int((mask == 0).sum())
+            self._all_tokens += int(mask.numel())
+
     def encode(self, batch: Sequence[Item]):
+        processor = self._own_processor()
         texts = [self.prompt_text(it) for it in batch]
         # RGB (grey-scale CT / X-ray / MRI become three equal channels), padded to a square on request;
         # an unreadable image raises ImageLoadError naming the item.
@@ -272,18 +368,20 @@ class HFAdapter:
         # A template that writes BOS itself must not get a second one from the tokenizer.
         add_special = not (bos is not None and texts[0].startswith(bos))
         # One list of images per prompt: the form every processor accepts (Mllama and Gemma 3 require it).
-        enc = self.processor(text=texts, images=[[im] for im in images], padding=True, return_tensors="pt",
-                             add_special_tokens=add_special)
+        extra = {"device": self.processor_device} if self.processor_device else {}
+        enc = processor(text=texts, images=[[im] for im in images], padding=True, return_tensors="pt",
+                        add_special_tokens=add_special, **extra)
         return enc.to(device=self.model.device, dtype=self.torch_dtype)
 
     # --- the adapter interface --------------------------------------------------------------------------
 
-    def generate(self, batch: Sequence[Item]) -> list[str]:
+    def generate(self, batch: Sequence[Item], prepared: PreparedBatch | None = None) -> list[str]:
         import torch
 
         if not batch:
             return []
-        enc = self.encode(batch)
+        enc = self._inputs(batch, prepared)
+        self._count_padding(enc)
         # Every answer-deciding setting is passed explicitly, so a checkpoint's generation_config cannot
         # add a repetition penalty, beams or a top_k behind our back (see NEUTRAL_DECODING).
         kwargs: dict[str, Any] = {**self.decoding, "pad_token_id": self.tokenizer.pad_token_id,
@@ -295,13 +393,14 @@ class HFAdapter:
         new_tokens = out[:, enc["input_ids"].shape[1]:]
         return [t.strip() for t in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
 
-    def option_logprobs(self, batch: Sequence[Item]) -> list[dict[str, float]]:
+    def option_logprobs(self, batch: Sequence[Item], prepared: PreparedBatch | None = None) -> list[dict[str, float]]:
         """One forward pass; log-softmax of the next-token logits at the last position, per item's own letters."""
         import torch
 
         if not batch:
             return []
-        enc = self.encode(batch)
+        enc = self._inputs(batch, prepared)
+        self._count_padding(enc)
         extra = {"logits_to_keep": 1} if self._keeps_last_logits else {}
         with torch.inference_mode():
             logits = self.model(**enc, use_cache=False, **extra).logits[:, -1, :]
@@ -335,12 +434,21 @@ class HFAdapter:
             "trust_remote_code": self.trust_remote_code,
             "pad_to_square": self.pad_to_square,
             "processor_kwargs": self.processor_kwargs,
+            **({"image_processor": {"class": type(self.processor.image_processor).__name__,
+                                    "backend": self.image_processor_backend}}
+               if hasattr(self.processor, "image_processor") else {}),
             "prompt": self.prompt.describe(),
             "chat_template_source": self.chat_template_source,
             "chat_template_sha256": sha256_text(self.chat_template),
             "letter_token_ids": {l: list(ids) for l, ids in self.letter_ids.items()},
             "transformers_version": transformers.__version__,
         }
+
+    def runtime(self) -> dict:
+        """Settings that decide speed, not answers, and the share of padding in the batches run so far."""
+        return {"prefetch_batches": self.prefetch_batches, "preprocess_workers": self.preprocess_workers,
+                "image_processor_device": self.processor_device or "cpu", "group_by_length": self.group_by_length,
+                "padding_fraction": round(self._pad_tokens / self._all_tokens, 4) if self._all_tokens else None}
 
 
 def _forward_params(model) -> set[str]:

@@ -66,9 +66,20 @@ def load_rgb(path: str, pad_to_square: bool = False,
     return expand_to_square(image, fill) if pad_to_square else image
 
 
+def image_size(path: str) -> tuple[int, int]:
+    """(width, height) from the file's header, without decoding it; (0, 0) for a file that cannot be opened (it
+    fails later, when its item is asked)."""
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return (0, 0)
+
+
 def load_item_images(items: Sequence[Item], pad_to_square: bool = False, workers: int = 8,
                      fill: tuple[int, int, int] = CLIP_MEAN_FILL) -> list[Image.Image]:
-    """The items' images in order, decoded on a few threads (PIL releases the GIL while decoding)."""
+    """The items' images in order, decoded on a few threads (PIL releases the GIL while decoding); items that
+    share an image file share one decoded image (read-only for every back end)."""
 
     def one(item: Item) -> Image.Image:
         try:
@@ -78,7 +89,26 @@ def load_item_images(items: Sequence[Item], pad_to_square: bool = False, workers
         except (OSError, ValueError) as e:
             raise ImageLoadError(f"cannot load the image of item {item.item_id}: {item.image_path}: {e}") from e
 
-    if workers <= 1 or len(items) <= 1:
-        return [one(it) for it in items]
-    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
-        return list(pool.map(one, items))
+    # Each image file is decoded once, however many items of the batch show it (the rotations of a circular run).
+    first: dict[str, Item] = {}
+    for it in items:
+        first.setdefault(it.image_path, it)
+    unique = list(first.values())
+    if workers <= 1 or len(unique) <= 1:
+        decoded = [one(it) for it in unique]
+    else:
+        with ThreadPoolExecutor(max_workers=min(workers, len(unique))) as pool:
+            decoded = list(pool.map(one, unique))
+    by_path = {it.image_path: im for it, im in zip(unique, decoded)}
+    return [by_path[it.image_path] for it in items]
+
+
+def image_uuid(path: str, pad_to_square: bool = False) -> str:
+    """An id for the image a back end is given from ``path``: the file's path, size and modification time, and
+    whether it was padded to a square (the same file read the same way in one process gives the same image)."""
+    import hashlib
+    import os
+
+    st = os.stat(path)
+    key = f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}|{int(bool(pad_to_square))}"
+    return hashlib.sha256(key.encode()).hexdigest()[:32]

@@ -29,6 +29,7 @@ result handling below are plain functions, tested on CPU with stand-in output ob
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -38,7 +39,7 @@ from PIL import Image
 
 from ..data.records import LETTERS, Item
 from .hf import LetterTokenError, letter_token_ids, sha256_text
-from .media import load_item_images
+from .media import image_uuid, load_item_images
 from .prompt import PromptTemplate, chat_messages
 from .weights import weights_fingerprint
 
@@ -49,7 +50,8 @@ INSTALL_HINT = "pip install 'cgeval[vllm]'  (from a checkout: pip install -e '.[
 # Engine arguments that change throughput or memory, not answers: kept out of the resume key.
 RUNTIME_ENGINE_KEYS = frozenset({"gpu_memory_utilization", "max_num_seqs", "max_num_batched_tokens",
                                  "enforce_eager", "enable_prefix_caching", "swap_space", "cpu_offload_gb",
-                                 "disable_log_stats", "compilation_config", "enable_chunked_prefill"})
+                                 "disable_log_stats", "compilation_config", "enable_chunked_prefill",
+                                 "mm_processor_cache_gb"})
 # Set explicitly so that no default from a checkpoint's generation_config (Qwen2-VL ships
 # repetition_penalty 1.05) can reach a request, whichever vLLM release merges what.
 NEUTRAL_PENALTIES = {"repetition_penalty": 1.0, "presence_penalty": 0.0, "frequency_penalty": 0.0, "min_tokens": 0}
@@ -73,15 +75,15 @@ def import_vllm():
 # ---------------------------------------------------------------- request construction (pure)
 
 
-def vllm_messages(item: Item, template: PromptTemplate, image: Image.Image) -> list[dict]:
-    """`chat_messages` with the image placeholder carrying the item's image, as vLLM's ``LLM.chat`` takes it."""
+def vllm_messages(item: Item, template: PromptTemplate, image: Image.Image, uuid: str | None = None) -> list[dict]:
+    """`chat_messages` with the image placeholder carrying the item's image, as vLLM's ``LLM.chat`` takes it;
+    ``uuid`` (`image_uuid`) names the image, so vLLM's multimodal caches key on it instead of hashing the pixels."""
     messages = chat_messages(item, template)
+    part_of_image = {"type": "image_pil", "image_pil": image, **({"uuid": uuid} if uuid is not None else {})}
     for message in messages:
         if isinstance(message["content"], list):
-            message["content"] = [
-                {"type": "image_pil", "image_pil": image} if part.get("type") == "image" else part
-                for part in message["content"]
-            ]
+            message["content"] = [dict(part_of_image) if part.get("type") == "image" else part
+                                  for part in message["content"]]
     return messages
 
 
@@ -233,6 +235,7 @@ class VLLMAdapter:
         mm_processor_kwargs: Mapping[str, Any] | None = None,
         engine_kwargs: Mapping[str, Any] | None = None,
         image_workers: int = 8,
+        mm_processor_cache_gb: float | None = 4.0,
         use_tqdm: bool = True,
         **ignored: Any,
     ):
@@ -278,6 +281,14 @@ class VLLMAdapter:
             self.engine_args["max_num_seqs"] = max_num_seqs
         if mm_processor_kwargs:
             self.engine_args["mm_processor_kwargs"] = dict(mm_processor_kwargs)
+        # The multimodal processor cache (vLLM >= 0.10): an image asked again (the rotations of a circular run)
+        # is not processed again. Its key is the image's uuid (`image_uuid`), passed with every image.
+        engine_args_cls = getattr(self._vllm, "EngineArgs", None)
+        engine_fields = ({f.name for f in dataclasses.fields(engine_args_cls)}
+                         if dataclasses.is_dataclass(engine_args_cls) else set())
+        self.image_uuids = "mm_processor_cache_gb" in engine_fields
+        if mm_processor_cache_gb is not None and self.image_uuids:
+            self.engine_args["mm_processor_cache_gb"] = float(mm_processor_cache_gb)
         self.engine_args.update(engine_kwargs or {})
 
         self.weights_fingerprint = weights_fingerprint(path)  # a local folder: its weights, for the resume key
@@ -315,8 +326,10 @@ class VLLMAdapter:
         return self._letter_ids
 
     def _chat(self, batch: Sequence[Item], params: Any) -> list[Any]:
-        images = load_item_images(batch, self.pad_to_square, self.image_workers)
-        conversations = [vllm_messages(it, self.template, im) for it, im in zip(batch, images)]
+        images = load_item_images(batch, self.pad_to_square, self.image_workers)  # each file decoded once
+        conversations = [vllm_messages(it, self.template, im,
+                                       image_uuid(it.image_path, self.pad_to_square) if self.image_uuids else None)
+                         for it, im in zip(batch, images)]
         extra = ({"tokenization_kwargs": {"add_special_tokens": self.add_special_tokens}}
                  if self.add_special_tokens is not None else {})
         outputs = self.llm.chat(conversations, params, use_tqdm=self.use_tqdm, chat_template=self.chat_template,

@@ -700,3 +700,34 @@ def test_causal_image_attention_is_recorded_and_warned(fake_vllm, monkeypatch, c
         m = build(name="medgemma")
     assert m.describe()["image_attention"] == "causal"
     assert "medgemma: this vLLM engine (CPU attention) attends causally" in caplog.text
+
+
+def test_images_are_decoded_once_and_named_for_the_processor_cache(fake_vllm, tmp_path, monkeypatch):
+    import dataclasses as dc
+
+    @dc.dataclass
+    class EngineArgsWithCache:  # a release whose EngineArgs has the multimodal processor cache
+        mm_processor_cache_gb: float = 4
+
+    monkeypatch.setattr(fake_vllm, "EngineArgs", EngineArgsWithCache, raising=False)
+    items = make_items(tmp_path, 2)
+    rotated = dc.replace(items[0], item_id="it0@r1")  # a circular run's rotation: the same image file
+    m = build(mm_processor_cache_gb=2)
+    assert FakeLLM.instances[0].engine_args["mm_processor_cache_gb"] == 2.0
+    assert m.runtime()["mm_processor_cache_gb"] == 2.0 and "mm_processor_cache_gb" not in m.describe()["engine"]
+    m.generate([items[0], rotated, items[1]])
+    (conversations, _, _), = FakeLLM.instances[0].chat_calls
+    parts = [conv[-1]["content"][0] for conv in conversations]
+    assert parts[0]["image_pil"] is parts[1]["image_pil"]  # decoded once for both
+    assert parts[0]["uuid"] == parts[1]["uuid"] != parts[2]["uuid"]
+    padded = build(pad_to_square=True)
+    padded.generate([items[0]])
+    assert FakeLLM.instances[1].chat_calls[0][0][0][-1]["content"][0]["uuid"] != parts[0]["uuid"]
+
+
+def test_without_the_cache_in_engine_args_no_uuid_is_sent(fake_vllm, tmp_path):
+    m = build()  # the stand-in module has no EngineArgs: an older release
+    m.generate(make_items(tmp_path, 1))
+    (conversations, _, _), = FakeLLM.instances[0].chat_calls
+    assert "uuid" not in conversations[0][-1]["content"][0]
+    assert "mm_processor_cache_gb" not in FakeLLM.instances[0].engine_args
