@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from PIL import Image
 
 from ..data.records import Item
+from .prompt import is_text_only
 
 # CLIP's image_mean (0.48145466, 0.4578275, 0.40821073) * 255, truncated as LLaVA's expand2square does.
 CLIP_MEAN_FILL = (122, 116, 104)
@@ -67,10 +68,13 @@ def load_rgb(path: str, pad_to_square: bool = False,
 
 
 def load_item_images(items: Sequence[Item], pad_to_square: bool = False, workers: int = 8,
-                     fill: tuple[int, int, int] = CLIP_MEAN_FILL) -> list[Image.Image]:
-    """The items' images in order, decoded on a few threads (PIL releases the GIL while decoding)."""
+                     fill: tuple[int, int, int] = CLIP_MEAN_FILL) -> list[Image.Image | None]:
+    """The items' images in order, decoded on a few threads (PIL releases the GIL while decoding); None for a
+    text-only item (`cgeval.models.prompt.is_text_only`)."""
 
-    def one(item: Item) -> Image.Image:
+    def one(item: Item) -> Image.Image | None:
+        if is_text_only(item):
+            return None
         try:
             return load_rgb(item.image_path, pad_to_square, fill)
         except ImageLoadError as e:

@@ -73,8 +73,9 @@ def import_vllm():
 # ---------------------------------------------------------------- request construction (pure)
 
 
-def vllm_messages(item: Item, template: PromptTemplate, image: Image.Image) -> list[dict]:
-    """`chat_messages` with the image placeholder carrying the item's image, as vLLM's ``LLM.chat`` takes it."""
+def vllm_messages(item: Item, template: PromptTemplate, image: Image.Image | None) -> list[dict]:
+    """`chat_messages` with the image placeholder carrying the item's image, as vLLM's ``LLM.chat`` takes it (a
+    text-only item has no placeholder, and no image)."""
     messages = chat_messages(item, template)
     for message in messages:
         if isinstance(message["content"], list):
