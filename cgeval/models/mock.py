@@ -2,7 +2,7 @@
 
 ``reply`` picks what it says: ``gold`` (the right letter), ``first`` (always the first option), ``text``
 (the gold option's text, exercising the text rule of the scorer) or ``refuse``. ``script`` scripts replies per
-prompt: ``{pattern: reply}``, each pattern a regular expression searched in ``"<item_id>\n<prompt>"`` (so ``^S03-``
+prompt: ``[[pattern, reply], ...]`` (or a ``{pattern: reply}`` mapping), each pattern a regular expression searched in ``"<item_id>\n<prompt>"`` (so ``^S03-``
 picks an item by id, and a word of a judge's prompt picks the reply it is asked about), the first that matches
 giving the reply, with ``{gold}``, ``{first}`` and ``{answer_text}`` filled in; items no pattern matches get
 ``reply``. ``calls`` counts the items asked. ``delay_s`` sleeps per batch, so that tests can interrupt a run
@@ -23,15 +23,18 @@ REPLIES = ("gold", "first", "text", "refuse")
 
 class MockModel:
     def __init__(self, name: str = "mock", reply: str = "gold", delay_s: float = 0.0, fail_on: Sequence[str] = (),
-                 script: Mapping[str, str] | None = None):
+                 script: Mapping[str, str] | Sequence[Sequence[str]] | None = None):
         if reply not in REPLIES:
             raise ValueError(f"reply must be one of {REPLIES}, got {reply!r}")
         self.name = name
         self.reply = reply
         self.delay_s = delay_s
         self.fail_on = set(fail_on)  # item ids whose answer raises, to test error isolation
-        self.script = dict(script or {})
-        self._patterns = [(re.compile(p), r) for p, r in self.script.items()]
+        pairs = list(script.items()) if isinstance(script, Mapping) else list(script or ())
+        if any(len(pair) != 2 for pair in pairs):
+            raise ValueError(f"script must hold [pattern, reply] pairs, got {script!r}")
+        self.script = [[str(p), str(r)] for p, r in pairs]
+        self._patterns = [(re.compile(p), r) for p, r in self.script]
         self.calls = 0  # items asked (generate or option_logprobs), to test what a resumed run asks again
 
     def _answer(self, item: Item) -> str:
