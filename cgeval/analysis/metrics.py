@@ -8,6 +8,7 @@ chance-corrected accuracy and the parse-failure count. A cell with no items is k
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -492,7 +493,9 @@ def cohens_kappa(a, b) -> dict:
     chance = float((table.sum(axis=0) * table.sum(axis=1)).sum() / n ** 2)
     if chance >= 1.0:
         return {**empty, "note": "n/a: both used a single, identical label, so chance agreement is certain"}
-    r = sm_kappa(table)
+    with warnings.catch_warnings():  # its z statistic divides by zero at perfect agreement; we do not report it
+        warnings.simplefilter("ignore", RuntimeWarning)
+        r = sm_kappa(table)
     return {"kappa": float(r.kappa), "kappa_low": float(r.kappa_low), "kappa_high": float(r.kappa_upp)}
 
 
