@@ -101,10 +101,11 @@ class JudgeStage:
         answered: dict[str, dict] = {iid: cache[iid] for iid in cache}
         todo = sorted((iid for iid in wanted if iid not in cache), key=lambda i: (len(prompts[i]), item_sort_key(i)))
         failed: dict[str, BaseException] = {}
-        write_text_atomic(path, "".join(_line(answered[iid]) for iid in sorted(answered, key=item_sort_key)))
-        if todo:
+        if todo:  # the file starts with the reused judgements; each batch of new ones is appended and flushed
+            write_text_atomic(path, "".join(_line(answered[iid]) for iid in sorted(answered, key=item_sort_key)))
             self._ask(todo, items, wanted, keys, path, answered, failed)
-        write_text_atomic(path, "".join(_line(answered[iid]) for iid in sorted(answered, key=item_sort_key)))
+        if answered or path.exists():  # canonical order, as an uninterrupted run writes it
+            write_text_atomic(path, "".join(_line(answered[iid]) for iid in sorted(answered, key=item_sort_key)))
         for iid, row in rows.items():
             _decide(row, answered.get(iid), failed.get(iid), items[iid], self.extract)
         self.summary.update(n_rows_to_judge=len(wanted), reused=len(cache), asked=len(todo),

@@ -159,6 +159,8 @@ def test_judge_on_all_audits_every_reply_without_overriding_the_rules(tmp_path):
     assert sorted(d["item_id"] for d in lines) == disagree
     assert all(d["judge_pred"] == "A" and d["rule_pred"] == d["gold"] != "A" for d in lines)
     assert "Rules vs judge" in (out / "table.md").read_text()
+    html = (out / "report.html").read_text()
+    assert "Decided by" in html and f"agree on {110 - len(disagree)} of the 110" in html
 
 
 def test_judge_on_a_circular_run_reads_each_rotation(tmp_path):
@@ -176,6 +178,25 @@ def test_judge_on_a_circular_run_reads_each_rotation(tmp_path):
     decided = _metrics(out)["decided"]
     assert decided["counted_over"] == "rotations"
     assert decided["by_split"]["all"] == {"rule": 120, "judge": n_rot - 120, "unanswered": 0, "n": n_rot}
+
+
+def test_judged_shards_merge_to_the_unsharded_run(tmp_path):
+    from dataclasses import replace
+
+    from cgeval.config import ShardConfig
+    from cgeval.merge import merge_shards
+
+    run(_cfg(tmp_path / "ref"), MockModel(reply="refuse", script=READABLE), judge=MockModel(name="judge"))
+    out = tmp_path / "sharded"
+    for i in range(2):
+        run(replace(_cfg(out), shard=ShardConfig(index=i, count=2)), MockModel(reply="refuse", script=READABLE),
+            judge=MockModel(name="judge"))
+    assert {p.name for p in out.glob("judgements*")} == {"judgements.shard-000-of-002.jsonl",
+                                                          "judgements.shard-001-of-002.jsonl"}
+    merge_shards(out)
+    assert (out / "predictions.jsonl").read_bytes() == (tmp_path / "ref/predictions.jsonl").read_bytes()
+    assert _metrics(out)["decided"] == _metrics(tmp_path / "ref")["decided"]
+    assert (_manifest(out)["judge"]["asked"], _manifest(out)["judge"]["failed"]) == (70, 0)
 
 
 def test_likelihood_scoring_has_no_replies_so_the_judge_is_not_used(tmp_path):
