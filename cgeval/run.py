@@ -351,14 +351,13 @@ def _run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None, out:
             bar.close()
 
         if cfg.scoring.mode == "generate":  # who decided each answer; the judge reads what the rules could not
-            used = judge
-            stage = JudgeStage(used, cfg.scoring.judge_on, cfg.scoring.extract, out, cfg.shard,
-                               cfg.batch_size or int(getattr(used, "preferred_batch_size", DEFAULT_BATCH_SIZE)),
+            stage = JudgeStage(judge, cfg.scoring.judge_on, cfg.scoring.extract, out, cfg.shard,
+                               cfg.batch_size or int(getattr(judge, "preferred_batch_size", DEFAULT_BATCH_SIZE)),
                                cfg.progress, judge_errors)
             stage.apply({iid: row for iid, (row, _) in done.items()}, {it.item_id: it for it in asked})
             done = {iid: (row, json.dumps(row, ensure_ascii=False) + "\n") for iid, (row, _) in done.items()}
-            if used is not None:
-                manifest["judge"].update(stage.summary, errors=judge_errors.to_dict(), runtime=_runtime(used))
+            if judge is not None:
+                manifest["judge"].update(stage.summary, errors=judge_errors.to_dict(), runtime=_runtime(judge))
 
         # Canonical order, so that a resumed or merged run is byte-identical to an uninterrupted one.
         order = sorted(done, key=item_sort_key)
