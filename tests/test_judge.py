@@ -108,6 +108,29 @@ def test_judge_decides_what_the_rules_leave_fails_softly_and_resumes_without_ask
     assert (fresh / "judgements.jsonl").read_bytes() == (out / "judgements.jsonl").read_bytes()
 
 
+def test_a_run_stopped_while_judging_resumes_with_the_judgements_it_had(tmp_path):
+    class Interrupted(MockModel):  # stopped (Ctrl-C, a kill) after two batches of 8
+        def generate(self, batch):
+            if self.calls >= 16:
+                raise KeyboardInterrupt
+            return super().generate(batch)
+
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        run(_cfg(out), MockModel(reply="refuse", script=READABLE), judge=Interrupted(name="judge"))
+    assert _manifest(out)["status"] == "failed"
+    assert len(read_rows(out / "judgements.jsonl")[0]) == 16  # flushed per batch
+    assert len(read_rows(out / "predictions.jsonl")[0]) == 120  # every reply was in before the judge was asked
+
+    model, judge = MockModel(reply="refuse", script=READABLE), MockModel(name="judge")
+    run(_cfg(out), model, judge=judge)
+    assert model.calls == 0 and judge.calls == 70 - 16
+    assert _manifest(out)["status"] == "complete"
+    fresh = tmp_path / "fresh"
+    run(_cfg(fresh), MockModel(reply="refuse", script=READABLE), judge=MockModel(name="judge"))
+    assert (fresh / "predictions.jsonl").read_bytes() == (out / "predictions.jsonl").read_bytes()
+
+
 def test_a_changed_judge_is_asked_again_and_no_judge_restores_the_rules_reading(tmp_path):
     out = tmp_path / "run"
     run(_cfg(out), MockModel(reply="refuse", script=READABLE), judge=MockModel(name="judge"))
