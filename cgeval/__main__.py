@@ -17,7 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from .config import CONF_DIR, run_config_from_hydra
+from .config import CONF_DIR, resolve_judge, run_config_from_hydra
 from .errors import hydra_task_errors
 from .run import exit_code, run
 from .store import manifest_status
@@ -29,9 +29,12 @@ _statuses: list[str | None] = []
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> None:
     with hydra_task_errors("cgeval"):
+        cfg = resolve_judge(cfg)
         run_cfg = run_config_from_hydra(cfg, HydraConfig.get().runtime.output_dir)
         model = instantiate(cfg.model)
-        run(run_cfg, model, OmegaConf.to_container(cfg, resolve=True))
+        # The judge is built like the model, from its model config; only where it has replies to read.
+        judge = instantiate(cfg.scoring.judge) if run_cfg.scoring.judged else None
+        run(run_cfg, model, OmegaConf.to_container(cfg, resolve=True), judge=judge)
     _statuses.append(manifest_status(run_cfg.output_dir, run_cfg.shard))
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from .data.images import DEFAULT_MAX_IMAGE_PIXELS
 from .data.sample import SAMPLE_ROOT
@@ -20,6 +20,7 @@ CONF_DIR = Path(__file__).resolve().parent / "conf"
 OmegaConf.register_new_resolver("cgeval.sample_root", lambda: str(SAMPLE_ROOT), replace=True)
 
 SCORING_MODES = ("generate", "likelihood")
+JUDGE_ON = ("unanswered", "all")
 
 
 class ConfigError(ValueError):
@@ -59,12 +60,26 @@ class ScoringConfig:
     mode: str = "generate"
     extract: str = "strict"  # strict | lenient (adds fuzzy option-text matching); generate mode only
     circular: bool = False  # ask every rotation of the options; correct only if every rotation is
+    # The judge's model config (what `model@scoring.judge=NAME` composes), recorded; the adapter built from it is
+    # passed to `cgeval.run.run`. None: no judge. Unused in likelihood mode (no replies).
+    judge: dict | None = None
+    judge_on: str = "unanswered"  # unanswered: only replies the rules abstain on | all: every reply (an audit)
 
     def __post_init__(self) -> None:
         if self.mode not in SCORING_MODES:
             raise ConfigError(f"scoring.mode must be one of {SCORING_MODES}, got {self.mode!r}")
         if self.extract not in ("strict", "lenient"):
             raise ConfigError(f"scoring.extract must be 'strict' or 'lenient', got {self.extract!r}")
+        if self.judge_on not in JUDGE_ON:
+            raise ConfigError(f"scoring.judge_on must be one of {JUDGE_ON}, got {self.judge_on!r}")
+        if self.judge is not None and not isinstance(self.judge, dict):
+            raise ConfigError(f"scoring.judge must be a model config (model@scoring.judge=NAME or "
+                              f"scoring.judge=NAME), got {self.judge!r}")
+
+    @property
+    def judged(self) -> bool:
+        """Whether a judge reads replies in this run (a judge is set and there are replies to read)."""
+        return self.judge is not None and self.mode == "generate"
 
 
 @dataclass(frozen=True)
@@ -102,6 +117,23 @@ def _build(cls: type, d: dict[str, Any], where: str):
     if unknown:
         raise ConfigError(f"unknown keys in {where}: {sorted(unknown)}; expected some of {sorted(names)}")
     return cls(**d)
+
+
+def resolve_judge(cfg: DictConfig) -> DictConfig:
+    """The short form ``scoring.judge=NAME`` (a model config's name, a string): put that model config, as
+    ``model=NAME`` would compose it, at ``scoring.judge`` (``model@scoring.judge=NAME`` does the same in Hydra
+    itself, and lets its keys be overridden). Interpolations in it (``${seed}``) resolve against this config.
+    An unknown name is a `ConfigError` listing the model configs."""
+    judge = OmegaConf.select(cfg, "scoring.judge")
+    if not isinstance(judge, str):
+        return cfg
+    path = CONF_DIR / "model" / f"{judge}.yaml"
+    if not path.is_file():
+        names = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
+        raise ConfigError(f"scoring.judge={judge!r}: no model config of that name; choose one of {names}")
+    with open_dict(cfg):
+        cfg.scoring.judge = OmegaConf.load(path)
+    return cfg
 
 
 def run_config_from_hydra(cfg: DictConfig, output_dir: str) -> RunConfig:

@@ -76,6 +76,10 @@ def _merge(run_dir: Path) -> dict:
               "inference_errors": {"n": sum(m.get("inference_errors", {}).get("n", 0) for m in manifests.values())},
               "elapsed_s": round(sum(m.get("elapsed_s", 0) for m in manifests.values()), 3)}
     merged["data"] = {**first["data"], "n_items_this_shard": len(ordered)}
+    if (first.get("judge") or {}).get("used"):  # the judge's work, summed over the shards
+        counts = ("n_rows_to_judge", "asked", "reused", "failed", "stale_rows", "unreadable_lines")
+        merged["judge"] = {**first["judge"], "judgements_file": None,
+                           **{k: sum((m.get("judge") or {}).get(k) or 0 for m in manifests.values()) for k in counts}}
     merged.pop("error", None)
     # "complete" only once the report is written too, as for an unsharded run
     write_json_atomic(run_dir / "manifest.json", {**merged, "status": "running"})

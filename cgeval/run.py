@@ -24,10 +24,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .analysis.report import write_report
-from .config import RunConfig
+from .config import ConfigError, RunConfig
 from .data.compositions import HeldOut
 from .data.loader import LoadReport, items_hash, load_medmat
 from .data.records import Item
+from .judging import JudgeStage, judge_manifest, not_used, rule_output
 from .manifest import environment, write_json_atomic, write_text_atomic
 from .models.base import BackendUnavailable, FitsOnSeen, ItemFailure, ModelAdapter, UnsupportedScoring
 from .models.pipeline import prefetched
@@ -236,8 +237,12 @@ def _score_isolating(model: ModelAdapter, batch: list[Item], scoring, errors: _E
     return done
 
 
-def run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None = None) -> dict | None:
+def run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None = None,
+        judge: ModelAdapter | None = None) -> dict | None:
     """Run one experiment (or one shard of it); every output lands in ``cfg.output_dir``.
+
+    ``judge`` (built from ``cfg.scoring.judge``) reads the replies the rules leave unanswered, or every reply with
+    ``scoring.judge_on=all`` (`cgeval.judging`); it is not used in likelihood mode, which has no replies.
 
     Returns the metrics, or None for a shard (merge the shards with `cgeval.merge`). The manifest's ``status``
     says how the run ended: ``complete``, ``incomplete`` (some items failed at inference; re-run to retry them),
@@ -245,11 +250,14 @@ def run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None = None
     that was killed. The run folder is locked for the whole run (`RunFolderLocked` if another process holds it).
     """
     out = Path(cfg.output_dir)
+    if judge is None and cfg.scoring.judged:
+        raise ConfigError("scoring.judge is set but no judge model was built from it (pass judge= to run())")
     with locked_run_folder(out, cfg.shard):
-        return _run(cfg, model, resolved_config, out)
+        return _run(cfg, model, resolved_config, out, judge)
 
 
-def _run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None, out: Path) -> dict | None:
+def _run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None, out: Path,
+         judge: ModelAdapter | None) -> dict | None:
     started = time.time()
 
     # Everything that can stop the run does so here, before any inference starts.
@@ -294,6 +302,7 @@ def _run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None, out:
         # Settings that change speed, not answers (concurrency, timeouts, GPU memory): recorded, not in the key.
         "model_runtime": _runtime(model),
         "scoring": asdict(cfg.scoring),
+        "judge": _judge_block(cfg, judge),
         "seed": cfg.seed,
         "batch_size": batch_size,
         "shard": asdict(cfg.shard),
@@ -315,6 +324,7 @@ def _run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None, out:
     log.info("%d of %d answers reused from %s (%d stale rows not reused), %d to score",
              len(cache), len(asked), pred_path, cache_stats["stale"], len(todo))
     errors = _Errors()
+    judge_errors = _Errors()
     errors_path = out / shard_file("errors", ".jsonl", cfg.shard)
     with _failure_recorded(model, manifest, manifest_path, errors, errors_path, started):
         # One request before the fan-out (a server: reachable, the model served, the key accepted, logprobs
@@ -331,7 +341,8 @@ def _run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None, out:
         for it in asked:
             if it.item_id in cache:
                 split, shared = labels[base_item_id(it.item_id) if circular else it.item_id]
-                row = prediction_row(it, split, shared, {k: cache[it.item_id].get(k) for k in MODEL_OUTPUT_KEYS},
+                reused = rule_output(cache[it.item_id])  # the rules' reading; the judge is applied below
+                row = prediction_row(it, split, shared, {k: reused.get(k) for k in MODEL_OUTPUT_KEYS},
                                      keys[it.item_id])
                 done[it.item_id] = (row, json.dumps(row, ensure_ascii=False) + "\n")
         write_text_atomic(pred_path, "".join(line for _, line in done.values()))
@@ -349,6 +360,15 @@ def _run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None, out:
                 os.fsync(f.fileno())
                 bar.update(len(batch))
             bar.close()
+
+        if cfg.scoring.mode == "generate":  # who decided each answer; the judge reads what the rules could not
+            stage = JudgeStage(judge, cfg.scoring.judge_on, cfg.scoring.extract, out, cfg.shard,
+                               cfg.batch_size or int(getattr(judge, "preferred_batch_size", DEFAULT_BATCH_SIZE)),
+                               cfg.progress, judge_errors)
+            stage.apply({iid: row for iid, (row, _) in done.items()}, {it.item_id: it for it in asked})
+            done = {iid: (row, json.dumps(row, ensure_ascii=False) + "\n") for iid, (row, _) in done.items()}
+            if judge is not None:
+                manifest["judge"].update(stage.summary, errors=judge_errors.to_dict(), runtime=_runtime(judge))
 
         # Canonical order, so that a resumed or merged run is byte-identical to an uninterrupted one.
         order = sorted(done, key=item_sort_key)
@@ -373,7 +393,8 @@ def _run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None, out:
             errors_path.unlink()  # a resumed run that retried every failed item successfully
         if errors.counts and not rows:
             raise RuntimeError(f"every item failed; first error:\n{errors.examples[0]['traceback']}")
-        final = "complete" if not errors.counts else "incomplete"
+        # A judge's failures leave their items unanswered: counted, and retried by the same command, as inference errors.
+        final = "complete" if not errors.counts and not judge_errors.counts else "incomplete"
         manifest.update(inference_errors=errors.to_dict(), n_predictions=len(rows), model_runtime=_runtime(model))
         if cfg.shard.enabled:
             manifest.update(status=final, elapsed_s=round(time.time() - started, 3))
@@ -393,6 +414,15 @@ def _run(cfg: RunConfig, model: ModelAdapter, resolved_config: dict | None, out:
         write_json_atomic(manifest_path, manifest)
         _emit(format_summary(out, metrics, report, model.name, cfg, manifest))
         return metrics
+
+
+def _judge_block(cfg: RunConfig, judge: ModelAdapter | None) -> dict | None:
+    """The manifest's ``judge``: the judge model and prompt, or why none reads the replies (None: no judge set)."""
+    if judge is None and cfg.scoring.judge is None:
+        return None
+    if cfg.scoring.mode != "generate":
+        return not_used(f"scoring.mode={cfg.scoring.mode} has no replies to read; the judge is not used")
+    return judge_manifest(judge, cfg.scoring.judge_on)
 
 
 def _runtime(model: ModelAdapter) -> dict:
@@ -481,6 +511,7 @@ def format_summary(out: Path, metrics: dict, report: LoadReport | dict, model_na
         lines.append(f"errors  {errs['n']} items failed at inference {errs['by_type']}: not scored, "
                      "retried when the same command is run again")
     lines += _unscored_lines(manifest)
+    lines += _judge_lines(manifest, metrics)
     lines.append(f"{'':28s} {'n':>6s} {'acc %':>6s} {'95% CI':>13s} {'parse fail %':>13s}")
     rows = [("overall", metrics["overall"]["all"])]
     rows += [(f"split={k}", v) for k, v in metrics.get("split", {}).items()]
@@ -498,6 +529,34 @@ def format_summary(out: Path, metrics: dict, report: LoadReport | dict, model_na
         lines.append(f"seen - unseen gap: {100 * gap:+.1f} points")
     lines.append(f"outputs in {out}/: {describe_outputs(out)}")
     return "\n".join(lines)
+
+
+def _judge_lines(manifest: dict, metrics: dict) -> list[str]:
+    """Who decided the answers (rules, judge, nobody) per split, the judge's work and, with judge_on=all, how well
+    rules and judge agree."""
+    lines = []
+    j = manifest.get("judge") or {}
+    if j.get("used"):
+        lines.append(f"judge   {j['name']} (judge_on={j['judge_on']}): {j.get('asked', 0)} replies asked, "
+                     f"{j.get('reused', 0)} judgements reused from {j.get('judgements_file')}")
+        if j.get("failed"):
+            lines.append(f"errors  the judge failed on {j['failed']} replies {j['errors']['by_type']}: left "
+                         "unanswered, asked again when the same command is run again")
+    elif j:
+        lines.append(f"judge   not used: {j.get('reason')}")
+    decided = metrics.get("decided") or {}
+    for group in ("all", "seen", "unseen"):
+        c = (decided.get("by_split") or {}).get(group)
+        if c:
+            lines.append(f"decided {group:7s} rule {c['rule']}, judge {c['judge']}, unanswered {c['unanswered']}"
+                         f" (of {c['n']} {decided.get('counted_over', 'items')})")
+    agree = (metrics.get("judge_agreement") or {}).get("all") or {}
+    if agree.get("n_both"):
+        kappa = "n/a" if agree.get("kappa") is None else f"{agree['kappa']:.3f}"
+        lines.append(f"judge   agrees with the rules on {agree['n_agree']} of {agree['n_both']} replies both read "
+                     f"({100 * agree['agreement']:.1f}%, Cohen's kappa {kappa}); disagreements in "
+                     "judge_disagreements.jsonl")
+    return lines
 
 
 def describe_outputs(out: Path) -> str:

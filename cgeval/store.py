@@ -86,11 +86,12 @@ def read_rows(path: Path) -> tuple[list[dict], int]:
     return read.rows, read.n_bad
 
 
-def collect_cache(out: Path, keys: dict[str, str]) -> tuple[dict[str, dict], Counter]:
-    """Finished rows in ``out`` (any predictions file, any shard layout) whose cache key matches."""
+def collect_cache(out: Path, keys: dict[str, str], stem: str = "predictions") -> tuple[dict[str, dict], Counter]:
+    """Finished rows in ``out`` (any ``<stem>*.jsonl`` file, any shard layout, none set aside) whose cache key
+    matches: predictions, or a judge's judgements (``stem="judgements"``)."""
     stats: Counter = Counter()
     cache: dict[str, dict] = {}
-    for path in sorted(out.glob("predictions*.jsonl")):
+    for path in sorted(out.glob(f"{stem}*.jsonl")):
         if ".stale-" in path.name:
             continue
         rows, bad = read_rows(path)

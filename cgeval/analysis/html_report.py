@@ -112,6 +112,7 @@ def write_run_html(run: Run, a: dict, out_dir: str | Path, letter_rows: tuple[pd
         comp_anchor={r["composition"]: slug(r["composition"]) for r in comp_rows},
         confusion=confusion_matrices(df, gold, pred), label_note=label_note,
         collapse_share=int(100 * COLLAPSE_SHARE), letters=letter_bias_section(rows, what), rules=rule_rows(df),
+        decided=a["metrics"].get("decided"), agreement=(a["metrics"].get("judge_agreement") or {}).get("all"),
         thumb_px=THUMB_PX, data=data,
     )
     # The page without thumbnails says how many bytes are left for them (each also costs its index in a row,

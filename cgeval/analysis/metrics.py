@@ -8,6 +8,7 @@ chance-corrected accuracy and the parse-failure count. A cell with no items is k
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -439,3 +440,106 @@ def paired_by_composition(a: pd.DataFrame, b: pd.DataFrame, label_a: str = "A", 
     table["diff_b_minus_a"] = table["acc_b"] - table["acc_a"]
     return table.rename(columns={"a_only": f"only_{label_a}", "b_only": f"only_{label_b}",
                                  "acc_a": f"acc_{label_a}", "acc_b": f"acc_{label_b}"})
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Who decided the answers: rules, a judge model, nobody (cgeval.judging)
+
+DECISIONS = ("rule", "judge", "unanswered")
+
+
+def decided_by(df: pd.DataFrame) -> pd.Series | None:
+    """Per row, who decided its answer: ``rule``, ``judge`` or ``unanswered``; None for a run without replies
+    (likelihood scoring). Rows written before ``decided_by`` existed are read from ``parse_rule`` and ``pred``."""
+    if "response" not in df.columns or not df["response"].notna().any():
+        return None
+    derived = pd.Series(np.where(df["pred"].notna(), "rule", "unanswered"), index=df.index, dtype=object)
+    if "parse_rule" in df.columns:
+        derived = derived.mask(df["parse_rule"].astype(object) == "judge", "judge")
+    if "decided_by" in df.columns:
+        return df["decided_by"].astype(object).where(df["decided_by"].isin(DECISIONS), derived)
+    return derived
+
+
+def decision_counts(df: pd.DataFrame) -> dict | None:
+    """How many rows each way was decided, over all rows and per split: ``{group: {rule, judge, unanswered, n}}``."""
+    by = decided_by(df)
+    if by is None:
+        return None
+    out = {}
+    groups = [("all", np.ones(len(df), dtype=bool))]
+    groups += [(str(s), (df["split"].astype(object) == s).to_numpy()) for s in sorted(df["split"].dropna().unique())]
+    for name, mask in groups:
+        counts = by[mask].value_counts()
+        out[name] = {d: int(counts.get(d, 0)) for d in DECISIONS} | {"n": int(mask.sum())}
+    return out
+
+
+def cohens_kappa(a, b) -> dict:
+    """Cohen's kappa of two raters' nominal labels (equal-length sequences, no missing values), with its 95%
+    interval (`statsmodels.stats.inter_rater.cohens_kappa`). Undefined (None, with a note) when there is nothing
+    to compare or chance agreement is certain (both raters used one and the same label throughout)."""
+    from statsmodels.stats.inter_rater import cohens_kappa as sm_kappa
+
+    a, b = pd.Series(list(a), dtype=object), pd.Series(list(b), dtype=object)
+    if len(a) != len(b):
+        raise ValueError(f"cohens_kappa: {len(a)} labels against {len(b)}")
+    empty = {"kappa": None, "kappa_low": None, "kappa_high": None}
+    if not len(a):
+        return {**empty, "note": "n/a: no items both read"}
+    labels = sorted(set(a) | set(b))
+    table = pd.crosstab(a, b).reindex(index=labels, columns=labels, fill_value=0).to_numpy(dtype=float)
+    n = table.sum()
+    chance = float((table.sum(axis=0) * table.sum(axis=1)).sum() / n ** 2)
+    if chance >= 1.0:
+        return {**empty, "note": "n/a: both used a single, identical label, so chance agreement is certain"}
+    with warnings.catch_warnings():  # its z statistic divides by zero at perfect agreement; we do not report it
+        warnings.simplefilter("ignore", RuntimeWarning)
+        r = sm_kappa(table)
+    return {"kappa": float(r.kappa), "kappa_low": float(r.kappa_low), "kappa_high": float(r.kappa_upp)}
+
+
+def judge_agreement(df: pd.DataFrame) -> dict | None:
+    """How the rules and a judge agree on the rows both read a letter from (a run with
+    ``scoring.judge_on=all``), over all rows and per split: counts, raw agreement and Cohen's kappa. None for a run
+    without a judge."""
+    if "judge_pred" not in df.columns:
+        return None
+    by = decided_by(df)
+    rule = df["pred"].astype(object).where(by == "rule")
+    judge = df["judge_pred"].astype(object).where(df["judge_pred"].notna())
+    asked = df["judge_response"].notna() if "judge_response" in df.columns else judge.notna()
+    out = {}
+    groups = [("all", np.ones(len(df), dtype=bool))]
+    groups += [(str(s), (df["split"].astype(object) == s).to_numpy()) for s in sorted(df["split"].dropna().unique())]
+    for name, mask in groups:
+        r, j = rule[mask], judge[mask]
+        both = r.notna() & j.notna()
+        cell = {"n_judge_asked": int(asked[mask].sum()), "n_both": int(both.sum()),
+                "n_agree": int((r[both] == j[both]).sum()), "n_rule_only": int((r.notna() & j.isna()).sum()),
+                "n_judge_only": int((r.isna() & j.notna()).sum())}
+        cell["n_disagree"] = cell["n_both"] - cell["n_agree"]
+        cell["agreement"] = cell["n_agree"] / cell["n_both"] if cell["n_both"] else None
+        cell.update(cohens_kappa(r[both], j[both]))
+        if not cell["n_both"]:
+            cell["note"] = ("n/a: no reply was read by both; the judge is asked about replies the rules read only "
+                            "with scoring.judge_on=all")
+        out[name] = cell
+    return out
+
+
+DISAGREEMENT_COLUMNS = ("item_id", "split", "composition", "gold", "rule_pred", "parse_rule", "judge_pred",
+                        "judge_parse_rule", "judge_response", "response", "options")
+
+
+def judge_disagreements(df: pd.DataFrame) -> list[dict]:
+    """The rows where the rules and the judge read different letters, for judge_disagreements.jsonl."""
+    if "judge_pred" not in df.columns:
+        return []
+    by = decided_by(df)
+    mask = ((by == "rule") & df["judge_pred"].notna() & (df["pred"].astype(object) != df["judge_pred"].astype(object)))
+    rows = df.loc[mask].assign(rule_pred=df.loc[mask, "pred"])
+    if "composition" not in rows.columns:
+        rows = rows.assign(composition=[f"{m}-{a}-{t}" for m, a, t in zip(rows["modality"], rows["area"], rows["task"])])
+    cols = [c for c in DISAGREEMENT_COLUMNS if c in rows.columns]
+    return [{k: _clean(v) for k, v in r.items()} for r in rows[cols].astype(object).to_dict("records")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +20,10 @@ from .metrics import (
     Run,
     bootstrap_summary,
     cross_table,
+    decision_counts,
     is_circular,
+    judge_agreement,
+    judge_disagreements,
     load_run,
     metrics_dict,
     metrics_table,
@@ -61,6 +65,25 @@ def _markdown(table: pd.DataFrame) -> str:
     return "\n".join(parts)
 
 
+def _decisions_markdown(metrics: dict) -> str:
+    """table.md's account of who decided the answers (rules, judge, nobody) and of the judge's agreement."""
+    decided = metrics.get("decided")
+    if not decided:
+        return ""
+    rows = [{"split": g, **c} for g, c in decided["by_split"].items()]
+    text = (f"\n## Decided by (rules, judge, unanswered; {decided['counted_over']})\n\n"
+            + pd.DataFrame(rows).to_markdown(index=False) + "\n")
+    agreement = metrics.get("judge_agreement")
+    if agreement:
+        shown = pd.DataFrame([{"split": g, **{k: c.get(k) for k in
+                                              ("n_judge_asked", "n_both", "n_agree", "n_disagree", "agreement",
+                                               "kappa", "kappa_low", "kappa_high")}}
+                              for g, c in agreement.items()])
+        text += ("\n## Rules vs judge (replies both read a letter from; Cohen's kappa with its 95% interval)\n\n"
+                 + shown.to_markdown(index=False, missingval="n/a", floatfmt=".3f") + "\n")
+    return text
+
+
 def letter_bias_rows(run: Run) -> tuple[pd.DataFrame, str]:
     """Rows for the letter-bias diagnostic and a word on what they are.
 
@@ -84,8 +107,19 @@ def analyse_run(run: Run, n_boot: int = 1000, seed: int = 0, cluster: str = "ima
     boot = bootstrap_summary(df, n_boot=n_boot, seed=seed, cluster=cluster)
     marginals = {axis: cross_table(df, axis, "split") for axis in AXES}
     heat = cross_table(df, "modality", "area", by=["task"])
+    metrics = metrics_dict(table, boot)
+    # Who decided each answer, and the judge's agreement with the rules: over every reply asked (a circular run's
+    # rotations, where its predictions.rotations.jsonl is there).
+    replies, _ = letter_bias_rows(run)
+    counts = decision_counts(replies)
+    if counts is not None:
+        metrics["decided"] = {"counted_over": "items" if replies is run.predictions else "rotations",
+                              "by_split": counts}
+    agreement = judge_agreement(replies)
+    if agreement is not None:
+        metrics["judge_agreement"] = agreement
     return {"table": table, "bootstrap": boot, "marginals": marginals, "heatmap_cells": heat,
-            "metrics": metrics_dict(table, boot)}
+            "metrics": metrics, "disagreements": judge_disagreements(replies) if agreement else None}
 
 
 def write_run_outputs(run: Run, out_dir: str | Path, title: str = "", n_boot: int = 1000, seed: int = 0,
@@ -102,7 +136,14 @@ def write_run_outputs(run: Run, out_dir: str | Path, title: str = "", n_boot: in
     table, boot = a["table"], a["bootstrap"]
     write_json_atomic(out / "metrics.json", a["metrics"])
     write_text_atomic(out / "table.csv", table[TABLE_COLUMNS].to_csv(index=False))
-    write_text_atomic(out / "table.md", (f"# {title}\n\n" if title else "") + _markdown(table))
+    write_text_atomic(out / "table.md", (f"# {title}\n\n" if title else "") + _markdown(table)
+                      + _decisions_markdown(a["metrics"]))
+    disagreements = out / "judge_disagreements.jsonl"
+    if (a["metrics"].get("judge_agreement") or {}).get("all", {}).get("n_both"):
+        write_text_atomic(disagreements, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n"
+                                                 for r in a["disagreements"]))
+    elif disagreements.exists():
+        disagreements.unlink()  # from an earlier report of this folder, when the judge still read every reply
 
     raw, view = composition_view(table)
     write_table(raw, view, out / "compositions", "Accuracy per composition (95% Wilson interval)")

@@ -367,9 +367,14 @@ class HFAdapter:
         bos = self.tokenizer.bos_token
         # A template that writes BOS itself must not get a second one from the tokenizer.
         add_special = not (bos is not None and texts[0].startswith(bos))
-        # One list of images per prompt: the form every processor accepts (Mllama and Gemma 3 require it).
-        extra = {"device": self.processor_device} if self.processor_device else {}
-        enc = processor(text=texts, images=[[im] for im in images], padding=True, return_tensors="pt",
+        # One list of images per prompt: the form every processor accepts (Mllama and Gemma 3 require it). A batch
+        # of text-only items (questions put to a judge) goes without images; a batch mixing both is refused.
+        with_image = [im is not None for im in images]
+        if any(with_image) and not all(with_image):
+            raise ValueError(f"model {self.name!r}: a batch mixes items with and without an image")
+        pictures = {"images": [[im] for im in images]} if any(with_image) else {}
+        extra = {"device": self.processor_device} if self.processor_device and any(with_image) else {}
+        enc = processor(text=texts, **pictures, padding=True, return_tensors="pt",
                         add_special_tokens=add_special, **extra)
         return enc.to(device=self.model.device, dtype=self.torch_dtype)
 

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from PIL import Image
 
 from ..data.records import Item
+from .prompt import is_text_only
 
 # CLIP's image_mean (0.48145466, 0.4578275, 0.40821073) * 255, truncated as LLaVA's expand2square does.
 CLIP_MEAN_FILL = (122, 116, 104)
@@ -77,11 +78,14 @@ def image_size(path: str) -> tuple[int, int]:
 
 
 def load_item_images(items: Sequence[Item], pad_to_square: bool = False, workers: int = 8,
-                     fill: tuple[int, int, int] = CLIP_MEAN_FILL) -> list[Image.Image]:
+                     fill: tuple[int, int, int] = CLIP_MEAN_FILL) -> list[Image.Image | None]:
     """The items' images in order, decoded on a few threads (PIL releases the GIL while decoding); items that
-    share an image file share one decoded image (read-only for every back end)."""
+    share an image file share one decoded image (read-only for every back end); None for a text-only item
+    (`cgeval.models.prompt.is_text_only`)."""
 
-    def one(item: Item) -> Image.Image:
+    def one(item: Item) -> Image.Image | None:
+        if is_text_only(item):
+            return None
         try:
             return load_rgb(item.image_path, pad_to_square, fill)
         except ImageLoadError as e:
@@ -90,17 +94,20 @@ def load_item_images(items: Sequence[Item], pad_to_square: bool = False, workers
             raise ImageLoadError(f"cannot load the image of item {item.item_id}: {item.image_path}: {e}") from e
 
     # Each image file is decoded once, however many items of the batch show it (the rotations of a circular run).
-    first: dict[str, Item] = {}
+    def key(item: Item) -> tuple[bool, str]:
+        return is_text_only(item), item.image_path
+
+    first: dict[tuple[bool, str], Item] = {}
     for it in items:
-        first.setdefault(it.image_path, it)
+        first.setdefault(key(it), it)
     unique = list(first.values())
     if workers <= 1 or len(unique) <= 1:
         decoded = [one(it) for it in unique]
     else:
         with ThreadPoolExecutor(max_workers=min(workers, len(unique))) as pool:
             decoded = list(pool.map(one, unique))
-    by_path = {it.image_path: im for it, im in zip(unique, decoded)}
-    return [by_path[it.image_path] for it in items]
+    by_key = {key(it): im for it, im in zip(unique, decoded)}
+    return [by_key[key(it)] for it in items]
 
 
 def image_uuid(path: str, pad_to_square: bool = False) -> str:

@@ -76,7 +76,7 @@ from PIL import Image
 from ..data.records import LETTERS, Item
 from .base import BackendUnavailable, ItemFailure, UnsupportedScoring
 from .media import ImageLoadError, load_rgb
-from .prompt import PromptTemplate, chat_messages
+from .prompt import TEXT_ONLY, PromptTemplate, chat_messages, is_text_only
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ def image_data_url(image: Image.Image, image_format: str = "png", jpeg_quality: 
     return f"data:{mime};base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
 
 
-def api_messages(item: Item, template: PromptTemplate, data_url: str) -> list[dict]:
+def api_messages(item: Item, template: PromptTemplate, data_url: str | None) -> list[dict]:
     """`chat_messages` with the image placeholder carrying the image as an ``image_url`` data URL."""
     messages = chat_messages(item, template)
     for message in messages:
@@ -493,6 +493,7 @@ class OpenAIAdapter:
         self._bos_fields: dict[str, Any] = {}
         self.bos: dict[str, Any] = {"add_special_tokens": None, "decided_by": "not yet (the preflight decides)"}
         self.outages: list[dict[str, Any]] = []  # every outage the run waited through
+        self.text_only_probe = False  # set by preflight(text_only=True): probes carry no image (a judge)
         self._gate = OutageGate(self._probe_until_back)
 
         for client_log in ("httpx", "httpx2"):  # one INFO line per request would bury the run's own messages
@@ -565,14 +566,16 @@ class OpenAIAdapter:
             time.sleep(delay)
 
     def _probe_request(self) -> dict:
-        """A small request that every working server answers: a 64 x 64 grey image, a one-line question, one
-        token; through the same prompt template and request fields as the items."""
-        url = image_data_url(Image.new("RGB", (64, 64), (128, 128, 128)), self.image_format)
+        """A small request that every working server answers: a 64 x 64 grey image (none for a judge, which is
+        asked text only), a one-line question, one token; through the same prompt template and request fields as
+        the items."""
+        text_only = self.text_only_probe
+        url = None if text_only else image_data_url(Image.new("RGB", (64, 64), (128, 128, 128)), self.image_format)
         item = Item(item_id="preflight", subset=None, dataset=0, modality="", area="", task="", image="",
                     image_path="", prompt="Which letter comes first in the alphabet?\nA: A\nB: B\n"
                     "Answer with the option's letter from the given choices directly.",
                     question="Which letter comes first in the alphabet?", options=(("A", "A"), ("B", "B")),
-                    gold="A", answer_text="A")
+                    gold="A", answer_text="A", meta={TEXT_ONLY: True} if text_only else {})
         return generation_request(self.served_model, api_messages(item, self.template, url), 1, self.seed)
 
     def _probe_until_back(self, what: str) -> BaseException | None:
@@ -619,11 +622,14 @@ class OpenAIAdapter:
 
     # -------- the preflight
 
-    def preflight(self, mode: str) -> None:
+    def preflight(self, mode: str, text_only: bool = False) -> None:
         """One request before the run fans out: the server answers, takes the key, serves the model and takes
         the request, and (``mode="likelihood"``) returns a log-probability for every option letter. Raises
         `ServerUnreachable`, `ServerAuthError`, `ServerRejected` or `UnsupportedScoring`, each naming the
-        server and giving its reason; a 429 / 5xx answer (a busy or starting server) is retried as usual."""
+        server and giving its reason; a 429 / 5xx answer (a busy or starting server) is retried as usual.
+        ``text_only``: this adapter is asked text only (a judge), so neither this probe nor a later outage probe
+        carries an image (a text-only model's server would refuse it)."""
+        self.text_only_probe = bool(text_only)
         openai = self._openai
         request = self._probe_request()
         extra: dict[str, Any] = {}
@@ -806,7 +812,8 @@ class OpenAIAdapter:
 
         def one(item: Item) -> Any:
             try:
-                url = image_data_url(load_rgb(item.image_path, self.pad_to_square), self.image_format)
+                url = (None if is_text_only(item)  # a question put to a judge: its text alone
+                       else image_data_url(load_rgb(item.image_path, self.pad_to_square), self.image_format))
                 extra = extra_for(item) if extra_for else None
                 return self._create(item.item_id, build(api_messages(item, self.template, url)), extra)
             except (APIRequestError, ImageLoadError, OSError, ValueError) as e:  # this item's request or image

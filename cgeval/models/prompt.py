@@ -13,6 +13,14 @@ from ..data.records import Item
 
 DEFAULT_TEMPLATE = "{prompt}"
 
+# Item.meta key of an item without an image (a question put to a judge model): its image and image_path are not
+# read, and every back end sends only its text.
+TEXT_ONLY = "text_only"
+
+
+def is_text_only(item: Item) -> bool:
+    return bool(item.meta.get(TEXT_ONLY))
+
 
 @dataclass(frozen=True)
 class PromptTemplate:
@@ -44,11 +52,11 @@ class PromptTemplate:
 
 
 def chat_messages(item: Item, template: PromptTemplate) -> list[dict]:
-    """Messages in the transformers / OpenAI content-list style: the image first, then the text."""
+    """Messages in the transformers / OpenAI content-list style: the image first, then the text (the text alone for
+    a text-only item)."""
     messages: list[dict] = []
     if template.system:
         messages.append({"role": "system", "content": [{"type": "text", "text": template.system}]})
-    messages.append(
-        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": template.render(item)}]}
-    )
+    image = [] if is_text_only(item) else [{"type": "image"}]
+    messages.append({"role": "user", "content": [*image, {"type": "text", "text": template.render(item)}]})
     return messages

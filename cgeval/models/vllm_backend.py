@@ -75,9 +75,11 @@ def import_vllm():
 # ---------------------------------------------------------------- request construction (pure)
 
 
-def vllm_messages(item: Item, template: PromptTemplate, image: Image.Image, uuid: str | None = None) -> list[dict]:
+def vllm_messages(item: Item, template: PromptTemplate, image: Image.Image | None,
+                  uuid: str | None = None) -> list[dict]:
     """`chat_messages` with the image placeholder carrying the item's image, as vLLM's ``LLM.chat`` takes it;
-    ``uuid`` (`image_uuid`) names the image, so vLLM's multimodal caches key on it instead of hashing the pixels."""
+    ``uuid`` (`image_uuid`) names the image, so vLLM's multimodal caches key on it instead of hashing the pixels
+    (a text-only item has no placeholder, and no image)."""
     messages = chat_messages(item, template)
     part_of_image = {"type": "image_pil", "image_pil": image, **({"uuid": uuid} if uuid is not None else {})}
     for message in messages:
@@ -328,7 +330,8 @@ class VLLMAdapter:
     def _chat(self, batch: Sequence[Item], params: Any) -> list[Any]:
         images = load_item_images(batch, self.pad_to_square, self.image_workers)  # each file decoded once
         conversations = [vllm_messages(it, self.template, im,
-                                       image_uuid(it.image_path, self.pad_to_square) if self.image_uuids else None)
+                                       image_uuid(it.image_path, self.pad_to_square)
+                                       if self.image_uuids and im is not None else None)
                          for it, im in zip(batch, images)]
         extra = ({"tokenization_kwargs": {"add_special_tokens": self.add_special_tokens}}
                  if self.add_special_tokens is not None else {})

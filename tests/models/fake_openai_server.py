@@ -12,7 +12,8 @@ them: the top ``top_logprobs`` (at most ``--max-logprobs``) or, with ``logprob_t
 Options make it misbehave as real servers do: ``--api-key`` (401 without it; ``--echo-auth`` puts the
 Authorization header in the 401 message, as some proxies do; ``--auth-fail-after N`` starts refusing the key
 after N chat requests), ``--no-logprobs``, ``--no-tokenize``, ``--ignore-logprob-token-ids`` (an older vLLM),
-``--reject TEXT`` (a FastAPI-style ``{"detail": ...}`` 400 for requests whose text holds TEXT), ``--delay S``.
+``--reject TEXT`` (a FastAPI-style ``{"detail": ...}`` 400 for requests whose text holds TEXT), ``--text-only`` (a
+text-only model: a 400 for any request carrying an image, as vLLM answers), ``--delay S``.
 Every request is appended to ``--log FILE`` as one JSON line (path, status, kind), for the tests to count.
 """
 
@@ -167,6 +168,11 @@ def make_handler(state: State):
                 self._send(404, {"error": {"message": f"The model `{body.get('model')}` does not exist.",
                                            "type": "NotFoundError", "param": "model", "code": 404}}, kind)
                 return
+            content = body["messages"][-1]["content"]
+            if args.text_only and not isinstance(content, str) and any(p.get("type") == "image_url" for p in content):
+                self._send(400, {"error": {"message": f"{args.served_model} is not a multimodal model",
+                                           "type": "BadRequestError", "code": 400}}, kind)
+                return
             if args.reject and args.reject in text:
                 self._send(400, {"detail": f"the image of this request is too large ({args.reject})"}, kind)
                 return
@@ -214,6 +220,7 @@ def main(argv=None) -> None:
     p.add_argument("--ignore-logprob-token-ids", action="store_true")
     p.add_argument("--max-logprobs", type=int, default=20)
     p.add_argument("--reject")
+    p.add_argument("--text-only", action="store_true")
     p.add_argument("--delay", type=float, default=0.0)
     p.add_argument("--log")
     args = p.parse_args(argv)

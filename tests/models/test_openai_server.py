@@ -101,8 +101,9 @@ def adapter(url: str, **kw) -> OpenAIAdapter:
 
 def cfg(out: Path, mode: str = "generate", **kw) -> RunConfig:
     kw.setdefault("batch_size", 8)
+    kw.setdefault("scoring", ScoringConfig(mode=mode))
     return RunConfig(data=DataConfig(root=str(SAMPLE_ROOT)), experiment=EXP, output_dir=str(out), progress=False,
-                     scoring=ScoringConfig(mode=mode), **kw)
+                     **kw)
 
 
 def manifest(out: Path) -> dict:
@@ -331,3 +332,39 @@ def test_a_server_moved_to_another_port_reuses_every_finished_item(tmp_path, ser
     assert state["resume"]["stale_rows"] == 0 and not list(tmp_path.glob("predictions.stale-*"))
     assert state["model_runtime"]["base_url"] == second.url
     assert second.requests(path="/v1/chat/completions") == []
+
+
+# ------------------------------------------------------------------ as the judge of another model's replies
+
+
+def test_a_text_only_server_judges_the_replies_the_rules_cannot_read_and_a_dead_one_costs_no_row(tmp_path, server):
+    from cgeval.models.mock import MockModel
+
+    s = server("--text-only")
+    with pytest.raises(ServerRejected, match="not a multimodal model"):
+        adapter(s.url).preflight("generate")  # a request with an image is refused by this server
+    judge = adapter(s.url)
+    readable = [["^S0[2-6]-", "{gold}"]]  # 50 replies the rules read; 70 refusals they cannot
+    judged = cfg(tmp_path / "judged", scoring=ScoringConfig(judge={"name": "srv"}))
+    run(judged, MockModel(reply="refuse", script=readable), judge=judge)
+    state = manifest(tmp_path / "judged")
+    assert state["status"] == "complete"
+    assert (state["judge"]["asked"], state["judge"]["failed"]) == (70, 0) and state["judge"]["model"]["backend"] == "openai"
+    # one probe refused (the image), then the judge's text-only probe and its 70 questions, none refused
+    assert len(s.requests(kind="item", status=200)) == 70 and len(s.requests(kind="probe", status=200)) == 1
+    assert len(s.requests(status=400)) == 1
+    rows = [json.loads(line) for line in (tmp_path / "judged/predictions.jsonl").read_text().splitlines()]
+    asked = [r for r in rows if r["judge_response"] is not None]
+    assert len(asked) == 70 and all(r["judge_response"] in "ABCD" for r in asked)
+    # the server's letter decides where it is one of the item's options (a "D" for a 3-option item is not)
+    assert all(r["decided_by"] == ("judge" if r["judge_response"] in r["options"] else "unanswered") for r in asked)
+
+    dead = adapter(f"http://127.0.0.1:{free_port()}/v1")
+    run(cfg(tmp_path / "dead", scoring=ScoringConfig(judge={"name": "srv"})), MockModel(reply="refuse", script=readable),
+        judge=dead)
+    state = manifest(tmp_path / "dead")
+    assert state["status"] == "incomplete" and state["judge"]["failed"] == 70
+    assert state["judge"]["errors"]["by_type"] == {"ServerUnreachable": 70}
+    rows = [json.loads(line) for line in (tmp_path / "dead/predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 120 and sum(r["decided_by"] == "unanswered" for r in rows) == 70
+    assert all("ServerUnreachable" in r["judge_error"] for r in rows if r["decided_by"] == "unanswered")

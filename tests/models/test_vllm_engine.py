@@ -145,3 +145,30 @@ def test_vllm_engine_matches_hf_on_the_sample(name, engine_env, tmp_path):
             worst = max(worst, abs(value - other[letter]))
         assert vl_lik[i]["pred"] == row["pred"]
     assert worst < SCORE_TOL, f"{name}: letter log-probabilities differ by up to {worst:.2e}"
+
+
+def test_a_vllm_judge_is_asked_text_only_and_replies_as_hf(engine_env, tmp_path):
+    """A model served by the vLLM engine as the judge (scoring.judge): the question put to it carries no image, its
+    replies are the hf back end's, and a run asks it about the replies the rules cannot read."""
+    from cgeval.config import DataConfig, ExperimentConfig, RunConfig, ScoringConfig
+    from cgeval.data.sample import SAMPLE_ROOT
+    from cgeval.models.mock import MockModel
+    from cgeval.scoring.judge import judge_item
+
+    asks = [judge_item(it, reply) for it, reply in zip(_probe_items(), ["B", "It is probably A.", "none", "C or D"])]
+    hf = instantiate(_compose("qwen2_vl_7b").model)
+    expected = hf.generate(asks)
+    del hf
+    gc.collect()
+    judge = instantiate(_compose("qwen2_vl_7b", *CPU_ENGINE).model)
+    assert [_settled(r) for r in judge.generate(asks)] == [_settled(r) for r in expected]
+    assert all("<|vision_start|>" not in judge.prompt_text(a) and "Reply:" in judge.prompt_text(a) for a in asks)
+
+    out = tmp_path / "judged"
+    cfg = RunConfig(data=DataConfig(root=str(SAMPLE_ROOT), max_items_per_file=2),
+                    experiment=ExperimentConfig(name="holdout_ct_lung", heldout=[{"modality": "CT", "area": "Lung"}]),
+                    output_dir=str(out), progress=False, scoring=ScoringConfig(judge={"name": "qwen2_vl_7b"}))
+    run(cfg, MockModel(reply="refuse"), judge=judge)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["judge"]["model"]["backend"] == "vllm"
+    assert manifest["judge"]["asked"] == 24 and manifest["judge"]["failed"] == 0
