@@ -797,3 +797,63 @@ def test_the_experiments_total_cap_wins_over_the_settings():
     assert len(split.arms["wo_modality"]) == 12
     split = build_split(_fig4_items(), TargetSpec("t", (3,), ("wo_modality",)), replace(CAP10, total_cap=14))
     assert len(split.arms["wo_modality"]) == 14
+
+
+def test_every_arm_draw_uses_its_documented_generator():
+    """Reproducibility across versions: each draw is seeded by (seed, what, arm, subset) as documented, so a split
+    recorded in a manifest can be rebuilt. Rebuilt here from the subsets' training sets with those generators."""
+    settings = replace(CAP10, seed=3)
+    items = _fig4_items() + synth(4, 30)
+    split = build_split(items, TargetSpec("t", (3,), ("related", "wo_modality", "all_data"), total_cap=45,
+                                          related_subsets=(4, 28)), settings)
+    # a draw below the capped sets: 12 of 04's, 28's and 30's 30 (all share Lung), 4 each by the arm's generator
+    small = build_split(items, TargetSpec("t", (3,), ("all_related",), total_cap=12), settings)
+    want = [it for n in (4, 28, 30) for it in
+            balanced_take(split.subsets[n].train, 4, random.Random(f"3/arm/all_related/{n}"))]
+    ids = [it.item_id for it in want]
+    random.Random("3/order/all_related").shuffle(ids)
+    assert [it.item_id for it in small.arms["all_related"]] == ids
+    train = {n: split.subsets[n].train for n in (4, 28, 30)}
+
+    def shuffled(arm, its):
+        ids = [it.item_id for it in its]
+        random.Random(f"3/order/{arm}").shuffle(ids)
+        return ids
+
+    # Related: every training item of 04 and 28, subset by subset, then the arm's shuffle
+    assert [it.item_id for it in split.arms["related"]] == shuffled("related", train[4] + train[28])
+    # all_data, 45 from three subsets of 10 capped items: all 30, then 5 a subset beyond the cap
+    want = [it for n in (4, 28, 30) for it in
+            train[n] + balanced_take(split.subsets[n].beyond_cap, 5, random.Random(f"3/beyond_cap/all_data/{n}"))]
+    assert [it.item_id for it in split.arms["all_data"]] == shuffled("all_data", want)
+    # w/o Modality, 45 from 28 and 30 (20 capped): all 20 capped items, then 25 beyond the cap (12 and 13)
+    want = []
+    for n, extra in ((28, 12), (30, 13)):
+        want += train[n] + balanced_take(split.subsets[n].beyond_cap, extra, random.Random(f"3/beyond_cap/wo_modality/{n}"))
+    assert [it.item_id for it in split.arms["wo_modality"]] == shuffled("wo_modality", want)
+
+
+def test_a_leak_names_three_images():
+    items = synth(3, 30) + synth(4, 60)
+    settings = replace(BY_PATH, train_cap_per_subset=10)
+    target = TargetSpec("t", (3,), ("all_data",), total_cap=None)
+    tested = build_split(items, target, settings).subsets[4].test
+    assert len(tested) == 6
+    real = splits_module.balanced_take
+
+    def leaky(pool, n, rng):
+        out = real(pool, n, rng)
+        return out + tested if pool and pool[0].subset == 4 else out
+
+    import unittest.mock
+
+    with unittest.mock.patch.object(splits_module, "balanced_take", leaky), pytest.raises(ImageLeak) as e:
+        build_split(items, target, settings)
+    assert str(e.value) == f"arm all_data contains images from a test side: {sorted(it.image for it in tested)[:3]}"
+
+
+def test_absent_and_test_only_named_subsets_in_one_message():
+    items = synth(3, 20) + synth(4, 9) + synth(8, 30)
+    with _raises(RelatedSubsetsMissing, "experiment 't': related subsets absent from the data: "
+                                        "['28 X-ray-Lung-COVID']; test-only (below the per-subset cap): ['04']"):
+        build_split(items, TargetSpec("t", (3,), ("related",), related_subsets=(4, 28)), CAP10)
