@@ -857,3 +857,31 @@ def test_absent_and_test_only_named_subsets_in_one_message():
     with _raises(RelatedSubsetsMissing, "experiment 't': related subsets absent from the data: "
                                         "['28 X-ray-Lung-COVID']; test-only (below the per-subset cap): ['04']"):
         build_split(items, TargetSpec("t", (3,), ("related",), related_subsets=(4, 28)), CAP10)
+
+
+def test_derived_related_pairs_and_the_unusable_ones_are_recorded():
+    # Target 06 CT-Brain-Cancer: the registry's pairs are (04, 05), (04, 32), (05, 32); 32 is not in the data.
+    items = synth(6, 20) + synth(4, 30) + synth(5, 30) + synth(8, 30)
+    split = build_split(items, TargetSpec("t", (6,), ("related",)), CAP10)
+    assert split.manifest["related_pairs"] == [(4, 5)] and split.manifest["related_subsets"] == [4, 5]
+    unusable = [a for a in split.manifest["adjustments"] if a["kind"] == "related_pairs_unusable"]
+    assert unusable == [{"kind": "related_pairs_unusable", "count": 2, "detail": [(4, 32), (5, 32)]}]
+    # Target 28 X-ray-Lung-COVID: only released subsets make pairs ((03, 30); never 47 or 48, detection sets)
+    items = synth(28, 20) + synth(3, 30) + synth(30, 30)
+    split = build_split(items, TargetSpec("t", (28,), ("related",)), CAP10)
+    assert split.manifest["related_pairs"] == [(3, 30)]
+    assert "related_pairs_unusable" not in {a["kind"] for a in split.manifest["adjustments"]}
+
+
+def test_a_target_without_registry_pairs_says_none():
+    items = synth(2, 20) + synth(8, 30)
+    with _raises(RelatedSubsetsMissing, "experiment 't': no Related combination for CT-Kidney-Diseases is in the "
+                                        "data (registry pairs: none; trainable subsets: [8]; test-only subsets: []; "
+                                        "absent: [])"):
+        build_split(items, TargetSpec("t", (2,), ("related",)), CAP10)
+
+
+def test_named_related_set_missing_several_axes():
+    with _raises(InvalidRelatedSet, "experiment 't': related subsets [8] do not cover the target CT-Lung-COVID's "
+                                    "modality, area, task"):
+        build_split(_two_arm_items(), TargetSpec("t", (3,), ("related",), related_subsets=(8,)), CAP10)
