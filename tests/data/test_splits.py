@@ -885,3 +885,30 @@ def test_named_related_set_missing_several_axes():
     with _raises(InvalidRelatedSet, "experiment 't': related subsets [8] do not cover the target CT-Lung-COVID's "
                                     "modality, area, task"):
         build_split(_two_arm_items(), TargetSpec("t", (3,), ("related",), related_subsets=(8,)), CAP10)
+
+
+def test_named_baseline_plus_subsets():
+    items = _two_arm_items() + synth(22, 30) + synth(2, 30)
+    split = build_split(items, TargetSpec("t", (3,), ("related", "baseline_plus"), baseline_plus_subsets=(22, 13)),
+                        CAP10)
+    assert split.manifest["baseline_plus_subsets"] == [13, 22]
+    assert Counter(it.subset for it in split.arms["baseline_plus"]) == {13: 10, 22: 10}
+    # one shared element is one too many (02 CT-Kidney shares CT with the target)
+    with _raises(SplitConfigError, "experiment 't': baseline_plus subsets [2] share an element with the target"):
+        build_split(items, TargetSpec("t", (3,), ("baseline_plus",), baseline_plus_subsets=(2, 8)), CAP10)
+
+
+def test_a_short_baseline_plus_says_it_must_match_related():
+    items = synth(3, 20) + synth(4, 30) + synth(28, 30) + synth(8, 30)
+    with _raises(InsufficientTrainingData,
+                 "arm 'baseline_plus' needs 20 training items (as many as Related) but its subsets ['08'] hold 10 "
+                 "(after caps and test-only marking); lower the cap, add data, or set split.allow_short=true to keep "
+                 "a smaller, recorded arm"):
+        build_split(items, TargetSpec("t", (3,), ("related", "baseline_plus")), CAP10)
+    split = build_split(items, TargetSpec("t", (3,), ("related", "baseline_plus")), replace(CAP10, allow_short=True))
+    short, trimmed = [a for a in split.manifest["adjustments"] if a["kind"] in ("arm_short_of_size",
+                                                                                 "related_trimmed_to_baseline_plus")]
+    assert short == {"kind": "arm_short_of_size", "count": 10, "arm": "baseline_plus", "asked": 20, "available": 10,
+                     "detail": "as many as Related"}
+    assert trimmed == {"kind": "related_trimmed_to_baseline_plus", "count": 10, "arm": "related",
+                       "detail": "Baseline+ could not reach the Related size; both arms keep the same number of items"}
