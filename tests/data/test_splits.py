@@ -912,3 +912,13 @@ def test_a_short_baseline_plus_says_it_must_match_related():
                      "detail": "as many as Related"}
     assert trimmed == {"kind": "related_trimmed_to_baseline_plus", "count": 10, "arm": "related",
                        "detail": "Baseline+ could not reach the Related size; both arms keep the same number of items"}
+
+
+def test_related_trimmed_to_baseline_plus_is_drawn_by_the_related_generator():
+    items = synth(3, 20) + synth(4, 30) + synth(28, 30) + synth(8, 30)
+    split = build_split(items, TargetSpec("t", (3,), ("related", "baseline_plus")),
+                        replace(CAP10, allow_short=True, seed=4))
+    want = [it.item_id for n in (4, 28)
+            for it in balanced_take(split.subsets[n].train, 5, random.Random(f"4/arm/related/{n}"))]
+    random.Random("4/order/related").shuffle(want)
+    assert [it.item_id for it in split.arms["related"]] == want
