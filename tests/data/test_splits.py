@@ -922,3 +922,75 @@ def test_related_trimmed_to_baseline_plus_is_drawn_by_the_related_generator():
             for it in balanced_take(split.subsets[n].train, 5, random.Random(f"4/arm/related/{n}"))]
     random.Random("4/order/related").shuffle(want)
     assert [it.item_id for it in split.arms["related"]] == want
+
+
+def test_strictly_balanced_with_as_many_places_as_labels_shuffles_each_label():
+    items = synth(3, 9, labels=("a", "b", "c"))
+    rng = random.Random(7)
+    by_label = {l: sorted((it for it in items if it.answer_text == l), key=lambda it: it.item_id) for l in "abc"}
+    want = []
+    for label in "abc":  # one generator, each label's items shuffled in label order, the first of each taken
+        rng.shuffle(by_label[label])
+        want.append(by_label[label][0].item_id)
+    assert [it.item_id for it in strictly_balanced(items, 3, random.Random(7))] == want
+
+
+def test_subset_training_and_test_draws_use_their_documented_generators():
+    settings = replace(CAP10, seed=5, test_cap_per_subset=2)
+    items = synth(3, 60, labels=("a", "b", "c")) + synth(4, 30)
+    split = build_split(items, TargetSpec("t", (3,), ("all_data",), total_cap=None), settings)
+    for n in (3, 4):
+        own = [it for it in items if it.subset == n]
+        pool = [it for it in own if it.image not in split.tested_images]
+        want = balanced_take(pool, 10, random.Random(f"5/subset/{n}"))
+        assert [it.item_id for it in split.subsets[n].train] == [it.item_id for it in want]
+        test_side = sorted((it for it in own if it.image in split.tested_images), key=lambda it: it.image)
+        want = strictly_balanced(test_side, 2, random.Random(f"5/test/{n}"))
+        assert [it.item_id for it in split.subsets[n].test] == [it.item_id for it in want]
+
+
+def test_test_only_marking_reaches_a_fixpoint_over_shared_images():
+    """30 (8 images) cannot reach the cap: all of it is tested, which takes its 8 images out of 28's training side
+    (28 holds copies of them), and 28 falls below the cap in turn: both end test-only."""
+    a = synth(30, 8, folder="shared")
+    copies = [replace(it, subset=28, item_id=it.item_id.replace("S30", "S28"), modality="X-ray", task="COVID")
+              for it in a]
+    items = synth(3, 40) + synth(4, 40) + a + copies + synth(28, 10, prefix="own")
+    settings = replace(CAP10, allow_short=True)
+    split = build_split(items, TargetSpec("t", (3,), ("all_data",), total_cap=None), settings)
+    assert split.manifest["test_only_subsets"] == [28, 30]
+    assert {it.subset for it in split.arms["all_data"]} == {4}
+    # What their training sides would have held: 30's images are all tested in 28 (test-only) too, so none;
+    # 28's own images off its own test side, none of 30's copies.
+    assert split.subsets[30].train_pool == 0
+    images28 = {it.image: [it] for it in copies + synth(28, 10, prefix="own")}
+    _, test28 = _assign_sides(28, images28, settings)
+    assert split.subsets[28].train_pool == len(set(images28) - test28 - {it.image for it in a})
+
+
+def test_labels_by_subset_are_each_subsets_own():
+    items = synth(3, 20) + synth(4, 30) + synth(28, 30, labels=("c", "d"))
+    split = build_split(items, TargetSpec("t", (3,), ("related",), related_subsets=(4, 28)), CAP10)
+    assert split.manifest["arms"]["related"]["labels_by_subset"] == {"04": {"a": 5, "b": 5}, "28": {"c": 5, "d": 5}}
+    from cgeval.data.loader import items_hash
+
+    assert split.manifest["target"]["test_items_hash"] == items_hash(split.test)
+    assert split.manifest["arms"]["related"]["items_hash"] == items_hash(split.arms["related"])
+
+
+def test_input_errors_name_three_examples():
+    items = synth(3, 30) + synth(4, 30)
+    no_subset = [replace(it, subset=None) for it in items[:5]]
+    with _raises(NotMedMatItems, "5 items have no Med-MAT subset (e.g. ['S03-img0', 'S03-img1', 'S03-img2']); "
+                                 "splits need Med-MAT items"):
+        build_split(no_subset + items[5:], TargetSpec("t", (3,), ("all_data",)), CAP10)
+    twins = [replace(it, image=it.image + ".2") for it in items[:4]]
+    with _raises(DuplicateItemIds, "4 item ids occur more than once (e.g. ['S03-img0', 'S03-img1', 'S03-img2']); "
+                                   "load each record once"):
+        build_split(items + twins, TargetSpec("t", (3,), ("all_data",)), CAP10)
+    shared = [replace(it, subset=4, item_id=it.item_id.replace("S03", "S04x")) for it in items[:4]]
+    with _raises(DuplicateImageError, "4 images appear in several subsets ({'03+04': 4}); e.g. "
+                                      "['med-mat/S3/img0.png', 'med-mat/S3/img1.png', 'med-mat/S3/img2.png']. "
+                                      "Use split.duplicates=test_wins to keep each such image out of every training "
+                                      "side instead."):
+        build_split(items + shared, TargetSpec("t", (3,), ("all_data",)), replace(CAP10, duplicates="error"))
