@@ -611,6 +611,7 @@ def _two_arm_items():
 
 def test_manifest_counts_of_a_small_related_split():
     split = build_split(_two_arm_items(), TargetSpec("t", (3,), ("related", "baseline_plus")), CAP10)
+    assert split.target == TargetSpec("t", (3,), ("related", "baseline_plus")) and split.settings == CAP10
     m = split.manifest
     assert m["experiment"] == "t"
     assert m["target"]["subsets"] == [3] and m["target"]["present"] == [3]
