@@ -211,3 +211,26 @@ def test_shards_share_the_folder_but_not_a_shard(tmp_path):
         with pytest.raises(RunFolderLocked, match="run folder"):
             with locked_run_folder(tmp_path, ShardConfig(1, 2)):
                 pass
+
+
+def test_the_lock_file_is_named_and_rewritten_with_its_holder(tmp_path, monkeypatch):
+    import re
+    import socket
+    import sys
+
+    assert LOCK_NAME == ".cgeval.lock"
+    (tmp_path / ".cgeval.lock").write_text("left by a killed run\n")
+    monkeypatch.setattr(sys, "argv", ["cgeval"] + ["x" * 50] * 10)
+    with locked_run_folder(tmp_path, ShardConfig()):
+        holder = (tmp_path / ".cgeval.lock").read_text()
+    argv = " ".join(["cgeval"] + ["x" * 50] * 10)[:300]
+    assert re.fullmatch(rf"pid {os.getpid()} on {re.escape(socket.gethostname())} since "
+                        rf"\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00: {argv}\n", holder), holder
+
+
+def test_collect_cache_reads_every_predictions_file_but_the_stale_ones(tmp_path):
+    # a stale file sorts between the shard files and any later name: it is passed over, not the end of the reading
+    _write(tmp_path / "predictions.stale-1.jsonl", _row("S03-1", "k1"))
+    _write(tmp_path / "predictions.x.jsonl", _row("S03-1", "k1", pred="C"))
+    cache, stats = collect_cache(tmp_path, {"S03-1": "k1"})
+    assert cache == {"S03-1": {"item_id": "S03-1", "cache_key": "k1", "pred": "C"}} and stats["reused"] == 1
