@@ -163,3 +163,29 @@ def test_main_prints_the_merge_and_returns_its_status(shards, tmp_path, capsys):
     assert "seen" in out and "(n=30)" in out and "(n=6)" in out
     assert main([str(tmp_path / "nowhere")]) == 2
     assert "MergeError" in capsys.readouterr().err
+
+
+def test_missing_counts_in_a_shard_manifest_count_as_zero(shards):
+    for shard, elapsed in zip(SHARDS, (None, 0.5)):
+        m = _manifest(shards, shard)
+        m.pop("inference_errors", None)
+        m.pop("elapsed_s", None)
+        if elapsed is not None:
+            m["elapsed_s"] = elapsed
+        (shards / f"manifest.shard-{shard}.json").write_text(json.dumps(m))
+    merge_shards(shards)
+    merged = json.loads((shards / "manifest.json").read_text())
+    assert merged["inference_errors"] == {"n": 0} and merged["elapsed_s"] == 0.5
+
+
+def test_the_merged_manifest_says_running_until_the_report_is_written(shards, monkeypatch):
+    import cgeval.merge as merge_module
+
+    def no_report(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(merge_module, "write_report", no_report)
+    with pytest.raises(OSError):
+        merge_shards(shards)
+    merged = json.loads((shards / "manifest.json").read_text())
+    assert merged["status"] == "running" and merged["n_predictions"] == 36
