@@ -189,3 +189,17 @@ def test_the_merged_manifest_says_running_until_the_report_is_written(shards, mo
         merge_shards(shards)
     merged = json.loads((shards / "manifest.json").read_text())
     assert merged["status"] == "running" and merged["n_predictions"] == 36
+
+
+def test_main_help_and_error_line(tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setattr(sys, "argv", ["pytest"])
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python -m cgeval.merge [-h] run_dir\n\n"
+                          "Merge the shards of a run: ``python -m cgeval.merge RUN_DIR``.\n")
+    assert main([str(tmp_path / "nowhere")]) == 2
+    assert capsys.readouterr().err.startswith("cgeval.merge: MergeError: ")
