@@ -51,10 +51,11 @@ MODULES = (
             "tests/analysis/test_review_fixes.py")),
     Module("analysis.table3", ("cgeval/analysis/table3.py",),
            ("tests/analysis/test_report_cli.py", "tests/analysis/test_verdicts_and_intervals.py")),
-    # store and merge: their unit tests plus the resume tests, without the two that run the pipeline in a subprocess
-    # (a SIGKILL mid-run, the merge command's exit status): a surviving mutant would pay for every pipeline run.
+    # store: its unit tests (every run calls the store, so a surviving mutant would pay for each pipeline test in
+    # test_resume, test_run_integrity and test_run_outcomes: minutes a mutant). merge: its unit tests plus the
+    # resume tests, without the two that run the pipeline in a subprocess (a SIGKILL mid-run, the exit status).
     Module("store", ("cgeval/store.py",),
-           ("tests/test_store_mutants.py", "tests/test_resume.py", *_NO_SUBPROCESS_RESUME_TESTS)),
+           ("tests/test_store_mutants.py",)),
     Module("merge", ("cgeval/merge.py",),
            ("tests/test_merge_mutants.py", "tests/test_resume.py", *_NO_SUBPROCESS_RESUME_TESTS)),
     # The subprocess (CLI) tests and the 17,000-item Fig. 4 fixture cost a minute a surviving mutant; the in-process
