@@ -1,5 +1,8 @@
 """cgeval.merge on a small two-shard run (36 sample questions, 18 a shard): what the merged manifest and predictions
-hold, and each refusal with its message. The shards are run once; every test edits its own copy."""
+hold, and each refusal with its message. Every test edits its own copy of tests/fixtures/merge_two_shards: the
+shard files `cgeval.run.run` wrote for shards 0 and 1 of 2 (RandomBaseline(seed=5), the sample with
+data.max_items_per_file=3, held-out CT-Lung), kept as files so that a mutant's test run does not pay for two
+pipeline runs."""
 
 import json
 import shutil
@@ -7,24 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from cgeval.config import DataConfig, ExperimentConfig, RunConfig, ShardConfig
-from cgeval.data.sample import SAMPLE_ROOT
 from cgeval.merge import MergeError, main, merge_shards
-from cgeval.models.baselines import RandomBaseline
-from cgeval.run import run
 
 SHARDS = ("000-of-002", "001-of-002")
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("merge") / "run"
-    exp = ExperimentConfig(name="holdout_ct_lung", heldout=[{"modality": "CT", "area": "Lung"}])
-    for i in range(2):
-        run(RunConfig(data=DataConfig(root=str(SAMPLE_ROOT), max_items_per_file=3), experiment=exp,
-                      output_dir=str(out), progress=False, batch_size=8, shard=ShardConfig(i, 2)),
-            RandomBaseline(seed=5))
-    return out
+TEMPLATE = Path(__file__).parent / "fixtures" / "merge_two_shards"
+
+
+@pytest.fixture
+def template() -> Path:
+    return TEMPLATE
 
 
 @pytest.fixture
