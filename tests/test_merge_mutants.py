@@ -63,6 +63,7 @@ def test_merged_manifest_and_predictions(shards):
     metrics = merge_shards(shards)
     merged = json.loads((shards / "manifest.json").read_text())
     assert merged["status"] == "complete" and merged["shard"] is None and "error" not in merged
+    assert set(merged) == (set(first) - {"error"}) | {"n_predictions", "merged_from"}  # no other key written
     assert merged["run_key"] == first["run_key"] and merged["config_hash"] == first["config_hash"]
     assert merged["n_predictions"] == 36
     assert merged["merged_from"] == ["manifest.shard-000-of-002.json", "manifest.shard-001-of-002.json"]
