@@ -121,7 +121,7 @@ def test_read_rows_counts_blank_and_cut_lines(tmp_path):
 def test_collect_cache_reuses_matching_rows_and_counts_the_rest(tmp_path):
     keys = {"S03-1": "k1", "S03-2": "k2", "S03-3": "k3"}
     _write(tmp_path / "predictions.jsonl", _row("S03-1", "k1", pred="A"), _row("S03-2", "old"),
-           _row("S99-9", "k9"), '{"item_id": "S03-3", "cache_')
+           _row("S99-9", "k9"), _row("S99-8", "k8"), _row("S03-3", "older"), '{"item_id": "S03-3", "cache_')
     _write(tmp_path / "predictions.shard-000-of-002.jsonl", _row("S03-1", "k1", pred="B"), _row("S03-3", "k3"),
            "")
     _write(tmp_path / "predictions.stale-1.jsonl", _row("S03-2", "k2"), "not json")
@@ -130,7 +130,8 @@ def test_collect_cache_reuses_matching_rows_and_counts_the_rest(tmp_path):
     # the first file in name order wins an item both hold; stale files and other names are not read
     assert cache == {"S03-1": {"item_id": "S03-1", "cache_key": "k1", "pred": "A"},
                      "S03-3": {"item_id": "S03-3", "cache_key": "k3"}}
-    assert stats == {"reused": 2, "stale": 1, "unreadable_lines": 2}
+    # stale: rows of this run's items under another key (S03-2, S03-3); rows of other items are not counted
+    assert stats == {"reused": 2, "stale": 2, "unreadable_lines": 2}
 
 
 def test_collect_cache_of_an_empty_folder(tmp_path):
@@ -234,3 +235,15 @@ def test_collect_cache_reads_every_predictions_file_but_the_stale_ones(tmp_path)
     _write(tmp_path / "predictions.x.jsonl", _row("S03-1", "k1", pred="C"))
     cache, stats = collect_cache(tmp_path, {"S03-1": "k1"})
     assert cache == {"S03-1": {"item_id": "S03-1", "cache_key": "k1", "pred": "C"}} and stats["reused"] == 1
+
+
+def test_keys_hash_values_json_cannot_write_as_their_text():
+    class Model:
+        name = "m"
+
+        def describe(self):
+            return {"path": Path("/models/x")}
+
+    blob = '{"model": {"path": "/models/x"}, "name": "m", "schema": 1, "scoring": "generate"}'
+    assert run_key(Model(), "generate") == _sha(blob)
+    assert config_hash({"b": Path("/d"), "a": 2}) == _sha('{"a": 2, "b": "/d"}')  # keys sorted
