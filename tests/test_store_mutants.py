@@ -121,7 +121,7 @@ def test_read_rows_counts_blank_and_cut_lines(tmp_path):
 def test_collect_cache_reuses_matching_rows_and_counts_the_rest(tmp_path):
     keys = {"S03-1": "k1", "S03-2": "k2", "S03-3": "k3"}
     _write(tmp_path / "predictions.jsonl", _row("S03-1", "k1", pred="A"), _row("S03-2", "old"),
-           _row("S99-9", "k9"), _row("S99-8", "k8"), _row("S03-3", "older"), '{"item_id": "S03-3", "cache_')
+           _row("S99-9", "k9"), _row("S99-8", "k8"), _row("S99-7", "k7"), _row("S03-3", "older"), '{"item_id": "S03-3", "cache_')
     _write(tmp_path / "predictions.shard-000-of-002.jsonl", _row("S03-1", "k1", pred="B"), _row("S03-3", "k3"),
            "")
     _write(tmp_path / "predictions.stale-1.jsonl", _row("S03-2", "k2"), "not json")
