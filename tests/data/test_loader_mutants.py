@@ -416,3 +416,15 @@ def test_items_hash_is_the_sorted_questions_lines():
     text = '["S03-0", "med-mat/b.png", "Q", "B"]\n["S03-1", "med-mat/é.png", "Q é", "A"]\n'
     assert items_hash([a, b]) == hashlib.sha256(text.encode()).hexdigest()
     assert items_hash([]) == hashlib.sha256(b"").hexdigest()
+
+
+def test_backslash_forms_of_escapes_and_folders():
+    assert resolve_image(Path("R"), "..\\x.png") is None  # a Windows-style escape is refused on any platform
+    assert _image_folder("med-mat\\\\DS\\\\x.png") == "med-mat/DS"
+    assert _image_folder(".\\med-mat\\DS\\x.png") == "med-mat/DS"
+
+
+def test_only_dots_and_spaces_are_trimmed_from_the_answer_letter(sample_copy):
+    _rewrite(_subset_file(sample_copy, 2), lambda recs: recs[0].update({"Answer-choice": "CX"}))
+    items, report = load_medmat(sample_copy, subsets=[2], verify_images=False)
+    assert report.skipped == {"answer_not_an_option": 1} and len(items) == 9
