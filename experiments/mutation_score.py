@@ -39,6 +39,10 @@ class Module:
     tests: tuple[str, ...]  # the test files that run against its mutants
 
 
+_NO_SUBPROCESS_RESUME_TESTS = (
+    "--deselect", "tests/test_resume.py::test_sigkill_mid_run_then_resume_equals_uninterrupted",
+    "--deselect", "tests/test_resume.py::test_merge_cli_exit_code",
+)
 MODULES = (
     Module("scoring", ("cgeval/scoring/*", "cgeval/scoring/extract/*"),
            ("tests/scoring",)),
@@ -50,15 +54,21 @@ MODULES = (
             "tests/analysis/test_review_fixes.py")),
     Module("analysis.table3", ("cgeval/analysis/table3.py",),
            ("tests/analysis/test_report_cli.py", "tests/analysis/test_verdicts_and_intervals.py")),
+    # store: its unit tests (every run calls the store, so a surviving mutant would pay for each pipeline test in
+    # test_resume, test_run_integrity and test_run_outcomes: minutes a mutant). merge: its unit tests plus the
+    # resume tests, without the two that run the pipeline in a subprocess (a SIGKILL mid-run, the exit status).
     Module("store", ("cgeval/store.py",),
-           ("tests/test_resume.py", "tests/test_run_integrity.py", "tests/test_run_outcomes.py")),
+           ("tests/test_store_mutants.py",)),
     Module("merge", ("cgeval/merge.py",),
-           ("tests/test_resume.py", "tests/test_run_integrity.py")),
+           ("tests/test_merge_mutants.py", "tests/test_resume.py", *_NO_SUBPROCESS_RESUME_TESTS)),
+    # The subprocess (CLI) tests and the 17,000-item Fig. 4 fixture cost a minute a surviving mutant; the in-process
+    # tests check the same split functions at small sizes (test_protocol_constants keeps the full-size constants).
     Module("data.splits", ("cgeval/data/splits.py",),
            ("tests/data/test_splits.py", "tests/data/test_protocol_constants.py",
-            "tests/data/test_fig4_full_size.py")),
+            "--deselect", "tests/data/test_splits.py::test_cli_counts_a_26_option_record_and_reads_a_byte_order_mark",
+            "--deselect", "tests/data/test_splits.py::test_cli_default_identity_is_content_and_path_is_warned")),
     Module("data.loader", ("cgeval/data/loader.py",),
-           ("tests/data/test_loader.py", "tests/data/test_loader_fuzz.py")),
+           ("tests/data/test_loader.py", "tests/data/test_loader_mutants.py", "tests/data/test_loader_fuzz.py")),
     Module("models.hf", ("cgeval/models/hf.py",),
            ("tests/models/test_hf.py",)),
     Module("models.vllm_backend", ("cgeval/models/vllm_backend.py",),
