@@ -40,7 +40,7 @@ MODULES = (
     Module("scoring", ("cgeval/scoring/*",),
            ("tests/scoring",)),
     Module("analysis.stats", ("cgeval/analysis/stats.py",),
-           ("tests/analysis/test_stats.py", "tests/analysis/test_metrics.py",
+           ("tests/analysis/test_stats.py", "tests/analysis/test_stats_mutants.py", "tests/analysis/test_metrics.py",
             "tests/analysis/test_verdicts_and_intervals.py")),
     Module("analysis.metrics", ("cgeval/analysis/metrics.py",),
            ("tests/analysis/test_metrics.py", "tests/analysis/test_verdicts_and_intervals.py",
