@@ -488,11 +488,11 @@ def test_bootstrap_with_no_replicates_is_nan_not_an_error():
 
 
 def test_gap_accepts_zero_one_group_flags():
-    # the group given as 0/1 integers, not booleans: rows 0-1 are group a
-    res = cluster_bootstrap_gap([1, 1, 0, 1], [1, 1, 0, 0], [0, 1, 2, 3], n_boot=200, seed=0)
-    assert res.estimate == pytest.approx(1.0 - 0.5)
+    # the group given as 0/1 integers, not booleans: rows 0-2 are group a (all right), rows 3-5 group b (1 of 3)
+    res = cluster_bootstrap_gap([1, 1, 1, 0, 0, 1], [1, 1, 1, 0, 0, 0], np.arange(6), n_boot=200, seed=0)
+    assert res.estimate == pytest.approx(1.0 - 1 / 3)
     assert res.method.startswith("cluster bootstrap stratified")
-    assert (res.draws <= 1.0).all() and (res.draws >= 0.0).all()  # a is always 1; b is 0, 1/2 or 1
+    assert (res.draws <= 1.0).all() and (res.draws >= 0.0).all()  # a is always 1; b is 0, 1/3, 2/3 or 1
 
 
 def test_gap_is_seeded():
