@@ -411,7 +411,7 @@ def test_paired_frame_mismatch_messages_and_counts():
     c = a.copy()
     c.loc[0, "n_options"] = 3
     c.loc[1, "gold"] = "B"
-    with pytest.raises(ItemSetMismatch, match=r"2 items differ \(0 only in 'A', 0 only in 'B', 2 with") as e:
+    with pytest.raises(ItemSetMismatch, match=r"items: 2 items differ \(0 only in 'A', 0 only in 'B', 2 with") as e:
         paired_frame(a, c)
     assert e.value.differing == 2
 
@@ -428,8 +428,11 @@ def test_paired_frame_same_ids_reordered_with_a_changed_gold():
 def test_paired_circular_mismatch_names_the_circular_run():
     a = hand_rows(FIVE)
     circ = a.assign(circular=True, n_rotations=a["n_options"])
-    with pytest.raises(ScoringMismatch, match=r"^runs 'x' and 'y' are scored differently: only 'x' is circular "):
+    with pytest.raises(ScoringMismatch) as e:
         paired_frame(circ, a, "x", "y")
+    assert str(e.value) == ("runs 'x' and 'y' are scored differently: only 'x' is circular (an item counts only "
+                            "when every option rotation is right), so their accuracies are not comparable item by "
+                            "item; compare circular runs with circular runs")
     with pytest.raises(ScoringMismatch, match=r"only 'y' is circular"):
         paired_frame(a, circ, "x", "y")
 
@@ -484,3 +487,59 @@ def test_paired_by_composition_split_when_runs_hold_out_differently():
     assert t.loc["02 CT-Kidney-Diseases", "split"] == "seen in A, unseen in B"
     assert t.loc["03 CT-Lung-COVID", "split"] == "unseen"
     assert t.loc["all", "split"] == "seen/seen in A, unseen in B/unseen"
+
+
+def test_cross_table_rows_come_sorted_and_counts_are_integers():
+    df = hand_rows(FIVE)  # tasks appear as Diseases, COVID; modalities as CT, X-ray
+    t = cross_table(df, "modality", "area", by=["task"])
+    assert list(zip(t["task"], t["modality"], t["area"])) == [("COVID", "CT", "Lung"), ("COVID", "X-ray", "Lung"),
+                                                             ("Diseases", "CT", "Kidney")]
+    t = cross_table(df.iloc[::-1], "modality", "split")
+    assert list(zip(t["modality"], t["split"])) == [("CT", "seen"), ("CT", "unseen"), ("X-ray", "seen"),
+                                                   ("X-ray", "unseen")]
+    for col in ("n", "n_correct", "n_parse_fail"):
+        assert t[col].dtype.kind == "i", col
+    assert list(t.index) == [0, 1, 2, 3]
+
+
+def test_cross_table_empty_cell_has_no_split_label():
+    t = cross_table(hand_rows(FIVE), "modality", "area")
+    got = {(r["modality"], r["area"]): (r["n"], r["split"], r["note"]) for r in t.to_dict("records")}
+    assert got == {("CT", "Kidney"): (2, "seen", ""), ("CT", "Lung"): (2, "unseen", ""),
+                   ("X-ray", "Kidney"): (0, "", "n/a: no items with this combination"),
+                   ("X-ray", "Lung"): (1, "seen", "")}
+
+
+def test_paired_by_composition_mismatch_names_the_labels():
+    a = hand_rows(FIVE)
+    with pytest.raises(ItemSetMismatch, match=r"^runs 'base' and 'new' are not over the same items: 1 items differ "
+                                              r"\(1 only in 'base', 0 only in 'new'"):
+        paired_by_composition(a, a.iloc[1:], "base", "new")
+
+
+def test_paired_by_composition_order_index_and_object_correct_column():
+    a = hand_rows(FIVE).iloc[::-1]  # compositions appear as 28, 03, 02
+    b = a.assign(correct=[True, True, False, True, False][::-1])
+    t = paired_by_composition(a.astype({"correct": object}), b.astype({"correct": object}), "A", "B")
+    assert t["composition"].tolist() == ["02 CT-Kidney-Diseases", "03 CT-Lung-COVID", "28 X-ray-Lung-COVID", "all"]
+    assert list(t.index) == [0, 1, 2, 3]
+    al = t.iloc[3]
+    assert (al["both"], al["only_A"], al["only_B"], al["neither"]) == (1, 2, 2, 0)
+
+
+def test_paired_by_composition_leaves_out_compositions_without_rows():
+    """A prepared frame cut down to two compositions keeps the third as an unused category: no row for it."""
+    a = prepare(hand_rows(FIVE))
+    a = a[a["subset"] != 28]
+    t = paired_by_composition(a, a.drop(columns=[c for c in a.columns if c.startswith("_")]))
+    assert t["composition"].tolist() == ["02 CT-Kidney-Diseases", "03 CT-Lung-COVID", "all"]
+
+
+def test_overall_significance_needs_p_below_alpha():
+    # 6 discordant pairs, all won by B: exact p = 2 * 0.5**6 = 0.03125 exactly
+    spec = [(2, "seen", False, "B", 4, 1, f"i{i}") for i in range(6)]
+    a = hand_rows(spec)
+    b = a.assign(correct=True)
+    over = paired_by_composition(a, b, alpha=0.03125).set_index("composition").loc["all"]
+    assert over["pvalue"] == 0.03125 and not over["significant"]
+    assert bool(paired_by_composition(a, b, alpha=0.0313).set_index("composition").loc["all", "significant"])
