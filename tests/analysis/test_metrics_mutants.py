@@ -543,3 +543,40 @@ def test_overall_significance_needs_p_below_alpha():
     over = paired_by_composition(a, b, alpha=0.03125).set_index("composition").loc["all"]
     assert over["pvalue"] == 0.03125 and not over["significant"]
     assert bool(paired_by_composition(a, b, alpha=0.0313).set_index("composition").loc["all", "significant"])
+
+
+def test_read_predictions_examples_are_capped(tmp_path):
+    df = make_predictions(n_per_subset=4)
+    dup = df.copy()
+    dup.loc[1:7, "item_id"] = [f"d{i}" for i in range(7)]
+    dup.loc[8:14, "item_id"] = [f"d{i}" for i in range(7)]  # seven ids written twice
+    write_run(tmp_path / "d", dup)
+    with pytest.raises(PredictionsError, match=r"e\.g\. \['d0', 'd1', 'd2', 'd3', 'd4'\]$"):
+        read_predictions(tmp_path / "d" / "predictions.jsonl")
+    bad = df.astype({"correct": object})
+    bad.loc[0:4, "correct"] = ["a", "b", "c", "d", "e"]
+    write_run(tmp_path / "b", bad)
+    with pytest.raises(PredictionsError, match=r": 5 rows have a non-boolean 'correct' \(e\.g\. \['a', 'b', 'c'\]\)$"):
+        read_predictions(tmp_path / "b" / "predictions.jsonl")
+
+
+def test_read_predictions_turns_zero_one_correct_into_booleans(tmp_path):
+    df = make_predictions(n_per_subset=2)
+    df["correct"] = df["correct"].astype(int)
+    write_run(tmp_path / "r", df)
+    got = read_predictions(tmp_path / "r" / "predictions.jsonl")
+    assert got["correct"].dtype == bool and got["correct"].tolist() == [bool(x) for x in df["correct"]]
+    assert list(got.columns) == list(df.columns)
+
+
+def test_metrics_dict_keeps_the_table_order_of_levels():
+    m = metrics_dict(metrics_table(hand_rows(FIVE)), {"cluster": "image"})
+    assert list(m) == ["overall", "split", "composition", "modality", "area", "task", "shared_elements",
+                       "gap_seen_minus_unseen", "bootstrap"]
+
+
+def test_bootstrap_summary_with_an_object_correct_column():
+    df = hand_rows(FIVE).astype({"correct": object})
+    b = bootstrap_summary(df, n_boot=50)
+    assert b["overall"]["estimate"] == pytest.approx(0.6)
+    assert b["gap_seen_minus_unseen"]["estimate"] == pytest.approx(2 / 3 - 1 / 2)
