@@ -47,13 +47,18 @@ MODULES = (
     Module("scoring", ("cgeval/scoring/*", "cgeval/scoring/extract/*"),
            ("tests/scoring",)),
     Module("analysis.stats", ("cgeval/analysis/stats.py",),
-           ("tests/analysis/test_stats.py", "tests/analysis/test_metrics.py",
+           ("tests/analysis/test_stats.py", "tests/analysis/test_stats_mutants.py", "tests/analysis/test_metrics.py",
             "tests/analysis/test_verdicts_and_intervals.py")),
     Module("analysis.metrics", ("cgeval/analysis/metrics.py",),
-           ("tests/analysis/test_metrics.py", "tests/analysis/test_verdicts_and_intervals.py",
-            "tests/analysis/test_review_fixes.py")),
+           ("tests/analysis/test_metrics.py", "tests/analysis/test_metrics_mutants.py",
+            "tests/analysis/test_verdicts_and_intervals.py", "tests/analysis/test_review_fixes.py")),
     Module("analysis.table3", ("cgeval/analysis/table3.py",),
-           ("tests/analysis/test_report_cli.py", "tests/analysis/test_verdicts_and_intervals.py")),
+           ("tests/analysis/test_table3_mutants.py", "tests/analysis/test_verdicts_and_intervals.py",
+            # the report CLI's table3 tests, not its slow figure-writing ones
+            *(f"tests/analysis/test_report_cli.py::{t}" for t in (
+                "test_table3_verdicts_and_holm", "test_table3_trained_not_better_says_so",
+                "test_table3_mismatched_items_is_named_error", "test_table3_config_errors",
+                "test_table3_target_seen_in_the_trained_run_is_na")))),
     # store: its unit tests (every run calls the store, so a surviving mutant would pay for each pipeline test in
     # test_resume, test_run_integrity and test_run_outcomes: minutes a mutant). merge: its unit tests plus the
     # resume tests, without the two that run the pipeline in a subprocess (a SIGKILL mid-run, the exit status).
@@ -159,7 +164,9 @@ def tests_digest(module: Module) -> str:
     h = hashlib.sha256()
     paths: list[Path] = []
     for t in module.tests:
-        p = REPO / t
+        if t.startswith("-"):
+            continue  # a pytest option, not a test file
+        p = REPO / t.split("::")[0]
         paths.extend(sorted(p.rglob("*.py")) if p.is_dir() else [p])
     paths.extend(sorted((REPO / "tests").rglob("conftest.py")))
     for p in paths:

@@ -57,7 +57,7 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
         raise PredictionsError(f"{path}: no prediction rows (empty file)")
     try:
         df = pd.read_json(path, lines=True, dtype=False)
-    except ValueError:
+    except (ValueError, TypeError):  # TypeError: a line that is JSON but not an object, e.g. [1, 2]
         _raise_bad_line(path)
         raise
     if not ends_with_line_end(path):
