@@ -102,15 +102,17 @@ def make_handler(state: State):
             pass
 
         def _send(self, status: int, payload: dict, kind: str) -> None:
+            # Logged before the reply goes out: a client that has its answer finds the request in the log (written
+            # after, a test reading the log right after a refusal could race the server's thread and miss it).
+            if args.log:
+                with state.lock, open(args.log, "a", encoding="utf-8") as f:
+                    f.write(json.dumps({"t": time.time(), "path": self.path, "status": status, "kind": kind}) + "\n")
             data = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
-            if args.log:
-                with state.lock, open(args.log, "a", encoding="utf-8") as f:
-                    f.write(json.dumps({"t": time.time(), "path": self.path, "status": status, "kind": kind}) + "\n")
 
         def _authorized(self, kind: str) -> bool:
             if not args.api_key or not self.path.startswith("/v1"):  # vLLM guards /v1 only
