@@ -16,6 +16,9 @@ from cgeval.analysis.metrics import (MissingPredictions, PredictionsError, Run, 
 from cgeval.analysis.stats import ItemSetMismatch, ScoringMismatch
 from cgeval.data.registry import SUBSETS
 
+from cgeval.analysis.metrics import (DECISIONS, cohens_kappa, decided_by, decision_counts, judge_agreement,
+                                     judge_disagreements)
+
 from .conftest import make_predictions, write_run
 
 
@@ -580,3 +583,144 @@ def test_bootstrap_summary_with_an_object_correct_column():
     b = bootstrap_summary(df, n_boot=50)
     assert b["overall"]["estimate"] == pytest.approx(0.6)
     assert b["gap_seen_minus_unseen"]["estimate"] == pytest.approx(2 / 3 - 1 / 2)
+
+
+# ------------------------------------------------------------------ the judge's figures (scoring.judge), by hand
+
+
+def judge_frame(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(rows)
+
+
+# six rows: two seen, four unseen. The rules read rows 0-3 (letters), the judge decided row 4, row 5 is unanswered.
+ROWS = [
+    {"item_id": "i0", "split": "seen", "modality": "CT", "area": "Lung", "task": "COVID", "gold": "A",
+     "response": "A", "pred": "A", "parse_rule": "bare_letter", "decided_by": "rule",
+     "judge_pred": "A", "judge_parse_rule": "bare_letter", "judge_response": "A", "options": "A. x\nB. y"},
+    {"item_id": "i1", "split": "seen", "modality": "CT", "area": "Lung", "task": "COVID", "gold": "B",
+     "response": "it is B", "pred": "B", "parse_rule": "commit_phrase", "decided_by": "rule",
+     "judge_pred": "A", "judge_parse_rule": "bare_letter", "judge_response": "A", "options": "A. x\nB. y"},
+    {"item_id": "i2", "split": "unseen", "modality": "MR", "area": "Brain", "task": "Tumor", "gold": "B",
+     "response": "B", "pred": "B", "parse_rule": "bare_letter", "decided_by": "rule",
+     "judge_pred": "B", "judge_parse_rule": "bare_letter", "judge_response": "B", "options": "A. x\nB. y"},
+    {"item_id": "i3", "split": "unseen", "modality": "MR", "area": "Brain", "task": "Tumor", "gold": "A",
+     "response": "A", "pred": "A", "parse_rule": "bare_letter", "decided_by": "rule",
+     "judge_pred": None, "judge_parse_rule": "no_answer", "judge_response": "none", "options": "A. x\nB. y"},
+    {"item_id": "i4", "split": "unseen", "modality": "MR", "area": "Brain", "task": "Tumor", "gold": "A",
+     "response": "hmm", "pred": "A", "parse_rule": "judge", "decided_by": "judge",
+     "judge_pred": "A", "judge_parse_rule": "bare_letter", "judge_response": "A", "options": "A. x\nB. y"},
+    {"item_id": "i5", "split": "unseen", "modality": "MR", "area": "Brain", "task": "Tumor", "gold": "B",
+     "response": "unsure", "pred": None, "parse_rule": "refusal", "decided_by": "unanswered",
+     "judge_pred": None, "judge_parse_rule": None, "judge_response": None, "options": "A. x\nB. y"},
+]
+
+
+def test_decided_by_reads_the_column_and_falls_back_on_older_rows():
+    df = judge_frame(ROWS)
+    assert list(decided_by(df)) == ["rule", "rule", "rule", "rule", "judge", "unanswered"]
+    # rows written before decided_by existed: from parse_rule ("judge") and pred (None: unanswered)
+    old = df.drop(columns=["decided_by"])
+    assert list(decided_by(old)) == ["rule", "rule", "rule", "rule", "judge", "unanswered"]
+    # a value that is not a decision is replaced by the derived one, row by row
+    odd = df.assign(decided_by=["rule", "bogus", None, "rule", "judge", "unanswered"])
+    assert list(decided_by(odd)) == ["rule", "rule", "rule", "rule", "judge", "unanswered"]
+    # without parse_rule, a letter is the rules' and no letter is unanswered
+    bare = df.drop(columns=["decided_by", "parse_rule"])
+    assert list(decided_by(bare)) == ["rule", "rule", "rule", "rule", "rule", "unanswered"]
+    assert DECISIONS == ("rule", "judge", "unanswered")
+
+
+def test_no_replies_means_no_decisions():
+    assert decided_by(judge_frame([{"pred": "A", "split": "seen"}])) is None  # likelihood scoring: no response column
+    assert decided_by(judge_frame([{"response": None, "pred": "A", "split": "seen"}])) is None
+    assert decision_counts(judge_frame([{"pred": "A", "split": "seen"}])) is None
+
+
+def test_decision_counts_overall_and_per_split():
+    assert decision_counts(judge_frame(ROWS)) == {
+        "all": {"rule": 4, "judge": 1, "unanswered": 1, "n": 6},
+        "seen": {"rule": 2, "judge": 0, "unanswered": 0, "n": 2},
+        "unseen": {"rule": 2, "judge": 1, "unanswered": 1, "n": 4},
+    }
+
+
+def test_cohens_kappa_by_hand():
+    # rater a: A A B B A B; rater b: A B B B A A. Agreement 4/6; both use A and B three times each, so chance
+    # agreement is (3*3 + 3*3) / 36 = 1/2 and kappa = (2/3 - 1/2) / (1 - 1/2) = 1/3.
+    a, b = list("AABBAB"), list("ABBBAA")
+    k = cohens_kappa(a, b)
+    assert k["kappa"] == pytest.approx(1 / 3)
+    from statsmodels.stats.inter_rater import cohens_kappa as sm_kappa
+
+    std = sm_kappa([[2, 1], [1, 2]]).std_kappa  # the interval is kappa -/+ 1.96 standard errors
+    assert k["kappa_low"] == pytest.approx(1 / 3 - 1.959964 * std, abs=1e-5)
+    assert k["kappa_high"] == pytest.approx(1 / 3 + 1.959964 * std, abs=1e-5)
+    assert set(k) == {"kappa", "kappa_low", "kappa_high"}
+    assert all(isinstance(v, float) for v in k.values())
+    # perfect agreement over two labels: 1; systematic swap: -1
+    assert cohens_kappa(list("ABAB"), list("ABAB"))["kappa"] == pytest.approx(1.0)
+    assert cohens_kappa(list("ABAB"), list("BABA"))["kappa"] == pytest.approx(-1.0)
+    # a label only one rater used still counts in the table: a = A A B, b = A C B
+    # agreement 2/3; chance = (2*1 + 1*1 + 0*1) / 9 = 1/3; kappa = (2/3 - 1/3) / (2/3) = 1/2
+    assert cohens_kappa(list("AAB"), list("ACB"))["kappa"] == pytest.approx(0.5)
+
+
+def test_cohens_kappa_when_undefined():
+    none = {"kappa": None, "kappa_low": None, "kappa_high": None}
+    assert cohens_kappa([], []) == {**none, "note": "n/a: no items both read"}
+    assert cohens_kappa(list("AAA"), list("AAA")) == {
+        **none, "note": "n/a: both used a single, identical label, so chance agreement is certain"}
+    with pytest.raises(ValueError, match=r"^cohens_kappa: 2 labels against 3$"):
+        cohens_kappa(list("AB"), list("ABA"))
+
+
+def test_judge_agreement_counts_by_hand():
+    out = judge_agreement(judge_frame(ROWS))
+    assert set(out) == {"all", "seen", "unseen"}
+    # all: the rules read i0-i3; the judge read a letter on i0, i1, i2 (and i4, which the rules did not read).
+    # both: i0 (A/A), i1 (B/A), i2 (B/B) -> 3, agree 2, disagree 1; rule only: i3; judge only: i4.
+    # asked: every row with a judge_response (i0-i4) = 5.
+    assert {k: v for k, v in out["all"].items() if not k.startswith("kappa")} == {
+        "n_judge_asked": 5, "n_both": 3, "n_agree": 2, "n_rule_only": 1, "n_judge_only": 1, "n_disagree": 1,
+        "agreement": pytest.approx(2 / 3)}
+    # kappa over (A,A) (B,A) (B,B): agreement 2/3; a = A B B, b = A A B: chance = (1*2 + 2*1)/9 = 4/9;
+    # kappa = (6/9 - 4/9) / (5/9) = 2/5
+    assert out["all"]["kappa"] == pytest.approx(0.4)
+    seen = out["seen"]  # i0 agree, i1 disagree
+    assert (seen["n_judge_asked"], seen["n_both"], seen["n_agree"], seen["n_disagree"]) == (2, 2, 1, 1)
+    assert (seen["n_rule_only"], seen["n_judge_only"], seen["agreement"]) == (0, 0, 0.5)
+    # a = A B, b = A A: agreement 1/2, chance (1*2 + 1*0)/4 = 1/2 -> kappa 0
+    assert seen["kappa"] == pytest.approx(0.0)
+    unseen = out["unseen"]  # i2 agree; i3 rule only; i4 judge only; i5 not asked
+    assert (unseen["n_judge_asked"], unseen["n_both"], unseen["n_agree"], unseen["n_disagree"]) == (3, 1, 1, 0)
+    assert (unseen["n_rule_only"], unseen["n_judge_only"], unseen["agreement"]) == (1, 1, 1.0)
+    assert unseen["kappa"] is None and "chance agreement is certain" in unseen["note"]
+    assert "note" not in out["all"]
+
+
+def test_judge_agreement_without_a_judge_or_without_overlap():
+    assert judge_agreement(judge_frame([{k: v for k, v in r.items() if not k.startswith("judge")} for r in ROWS])) is None
+    # judge_on=unanswered: the judge is asked only where the rules read nothing, so nothing is read by both
+    rows = [dict(r, judge_pred=None, judge_response=None) if r["decided_by"] == "rule" else r for r in ROWS]
+    out = judge_agreement(judge_frame(rows))
+    assert out["all"]["n_both"] == 0 and out["all"]["agreement"] is None and out["all"]["kappa"] is None
+    assert out["all"]["note"].startswith("n/a: no reply was read by both") and "judge_on=all" in out["all"]["note"]
+    # without judge_response, "asked" counts the judge's letters
+    no_resp = judge_frame(ROWS).drop(columns=["judge_response"])
+    assert judge_agreement(no_resp)["all"]["n_judge_asked"] == 4
+
+
+def test_judge_disagreements_are_the_rule_rows_the_judge_read_otherwise():
+    rows = judge_disagreements(judge_frame(ROWS))
+    assert rows == [{"item_id": "i1", "split": "seen", "composition": "CT-Lung-COVID", "gold": "B",
+                     "rule_pred": "B", "parse_rule": "commit_phrase", "judge_pred": "A",
+                     "judge_parse_rule": "bare_letter", "judge_response": "A", "response": "it is B",
+                     "options": "A. x\nB. y"}]
+    # a composition column, when there is one, is taken as it is; NaN is written as null
+    df = judge_frame(ROWS).assign(composition="X-Y-Z", gold=[None, math.nan, "B", "A", "A", "B"])
+    (row,) = judge_disagreements(df)
+    assert row["composition"] == "X-Y-Z" and row["gold"] is None
+    assert judge_disagreements(judge_frame([{"item_id": "i", "pred": "A", "response": "A"}])) == []
+    # a judge-decided row (i4) is never a disagreement, whatever the letters
+    flipped = judge_frame([dict(r, judge_pred="B") if r["item_id"] == "i4" else r for r in ROWS])
+    assert [r["item_id"] for r in judge_disagreements(flipped)] == ["i1"]
