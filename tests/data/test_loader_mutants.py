@@ -31,6 +31,8 @@ from cgeval.data.loader import (
 )
 from cgeval.data.records import Item
 
+from .test_loader import _rewrite, _subset_file
+
 GOOD = {"id": 1, "image": "med-mat/x/a.png", "Question-choice": "Q\nA: a\nB: b\nAnswer.", "Answer-choice": "A",
         "data-no": "2"}
 
@@ -39,16 +41,6 @@ def _touch(root: Path, *rels: str) -> None:
     for rel in rels:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text("[]")
-
-
-def _subset_file(root: Path, n: int) -> Path:
-    return root / "Aggregated_Subsets" / f"Subset--{n:02d}-train.json"
-
-
-def _rewrite(path: Path, fn) -> None:
-    records = json.loads(path.read_text())
-    fn(records)
-    path.write_text(json.dumps(records))
 
 
 # ------------------------------------------------------------------ the report

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +16,15 @@ from cgeval.data.records import Item
 from cgeval.data.sample import SAMPLE_ROOT
 
 TINY = ("tiny_llava", "tiny_qwen2_vl")
+
+VLLM_MISSING = importlib.util.find_spec("vllm") is None
+if VLLM_MISSING and os.environ.get("CGEVAL_REQUIRE_VLLM") == "1":  # .ci/vllm_tests.sh: these must run, not skip
+    raise RuntimeError("CGEVAL_REQUIRE_VLLM=1 but vllm is not importable in this environment")
+# The marks of a module that runs the real vLLM engine (its tests skip where vllm is not installed).
+VLLM_ENGINE_MARKS = [
+    pytest.mark.vllm,
+    pytest.mark.skipif(VLLM_MISSING, reason="needs vllm installed (see README: vLLM engine tests)"),
+]
 
 
 def compose_tiny(name: str, *overrides: str):

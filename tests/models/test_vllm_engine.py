@@ -10,10 +10,8 @@ option-letter log-probabilities. Mllama (Llama 3.2 Vision) is not among them: vL
 from __future__ import annotations
 
 import gc
-import importlib.util
 import json
 import math
-import os
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -22,17 +20,11 @@ from hydra.utils import instantiate
 from cgeval.config import CONF_DIR, run_config_from_hydra
 from cgeval.run import run
 
-from .conftest import compose_tiny, replica_env
+from .conftest import VLLM_ENGINE_MARKS, compose_tiny, replica_env
 
 CONF = CONF_DIR
 
-VLLM_MISSING = importlib.util.find_spec("vllm") is None
-if VLLM_MISSING and os.environ.get("CGEVAL_REQUIRE_VLLM") == "1":  # .ci/vllm_tests.sh: these must run, not skip
-    raise RuntimeError("CGEVAL_REQUIRE_VLLM=1 but vllm is not importable in this environment")
-pytestmark = [
-    pytest.mark.vllm,
-    pytest.mark.skipif(VLLM_MISSING, reason="needs vllm installed (see README: vLLM engine tests)"),
-]
+pytestmark = VLLM_ENGINE_MARKS
 
 # Every model config whose back ends include vllm, and the reason for each that vLLM cannot run here.
 VLLM_CONFIGS = ["llava_v1_5_7b", "llava_med", "huatuogpt_vision_7b", "qwen2_vl_7b", "qwen2_5_vl_7b", "lingshu_7b",

@@ -12,7 +12,6 @@ elsewhere; with ``CGEVAL_REQUIRE_VLLM=1`` they fail instead.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -25,13 +24,9 @@ from pathlib import Path
 
 import pytest
 
-VLLM_MISSING = importlib.util.find_spec("vllm") is None
-if VLLM_MISSING and os.environ.get("CGEVAL_REQUIRE_VLLM") == "1":  # .ci/vllm_tests.sh: these must run, not skip
-    raise RuntimeError("CGEVAL_REQUIRE_VLLM=1 but vllm is not importable in this environment")
-pytestmark = [
-    pytest.mark.vllm,
-    pytest.mark.skipif(VLLM_MISSING, reason="needs vllm installed (see README: vLLM engine tests)"),
-]
+from .conftest import VLLM_ENGINE_MARKS
+
+pytestmark = VLLM_ENGINE_MARKS
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "llava_v1_5_7b"  # the cheapest replica with an image tower; its template relies on the tokenizer's BOS
