@@ -74,8 +74,9 @@ MODULES = (
             "--deselect", "tests/data/test_splits.py::test_cli_default_identity_is_content_and_path_is_warned")),
     Module("data.loader", ("cgeval/data/loader.py",),
            ("tests/data/test_loader.py", "tests/data/test_loader_mutants.py", "tests/data/test_loader_fuzz.py")),
+    # the hf tests on tiny models (seconds a mutant), and its recorded settings, messages and batch plumbing
     Module("models.hf", ("cgeval/models/hf.py",),
-           ("tests/models/test_hf.py",)),
+           ("tests/models/test_hf.py", "tests/models/test_hf_mutants.py")),
     Module("models.vllm_backend", ("cgeval/models/vllm_backend.py",),
            ("tests/models/test_vllm_backend.py",)),
 )
