@@ -8,26 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from cgeval.config import DataConfig, ExperimentConfig, RunConfig, ScoringConfig, ShardConfig
-from cgeval.data.sample import SAMPLE_ROOT
+from cgeval.config import ScoringConfig, ShardConfig
 from cgeval.merge import MergeError, merge_shards
 from cgeval.models.baselines import RandomBaseline
 from cgeval.models.mock import MockModel
 from cgeval.run import run
 from cgeval.store import read_rows
 
-EXP = ExperimentConfig(name="holdout_ct_lung", heldout=[{"modality": "CT", "area": "Lung"}])
+from .test_resume import EXP, _cfg, _manifest
+
 N_ITEMS = 120  # the embedded sample
-
-
-def _cfg(out, **kw):
-    kw.setdefault("batch_size", 8)
-    return RunConfig(data=DataConfig(root=str(SAMPLE_ROOT)), experiment=EXP, output_dir=str(out), progress=False,
-                     **kw)
-
-
-def _manifest(out, name="manifest.json"):
-    return json.loads((Path(out) / name).read_text())
 
 
 # ------------------------------------------------------------------ every finished batch is on disk

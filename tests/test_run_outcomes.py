@@ -13,25 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from cgeval.config import DataConfig, ExperimentConfig, RunConfig, ShardConfig
-from cgeval.data.sample import SAMPLE_ROOT
+from cgeval.config import ShardConfig
 from cgeval.models.baselines import PriorBaseline
 from cgeval.models.mock import MockModel
 from cgeval.run import EXIT_ERROR, EXIT_INCOMPLETE, EXIT_OK, exit_code, run
 from cgeval.store import LOCK_NAME, RunFolderLocked, locked_run_folder
 
+from .test_resume import EXP, _cfg, _manifest
+
 REPO = Path(__file__).resolve().parents[1]
-EXP = ExperimentConfig(name="holdout_ct_lung", heldout=[{"modality": "CT", "area": "Lung"}])
-
-
-def _cfg(out, **kw):
-    kw.setdefault("batch_size", 8)
-    return RunConfig(data=DataConfig(root=str(SAMPLE_ROOT)), experiment=EXP, output_dir=str(out), progress=False,
-                     **kw)
-
-
-def _manifest(out, name="manifest.json"):
-    return json.loads((Path(out) / name).read_text())
 
 
 def _cli(*args, timeout=300, **kw):
