@@ -67,16 +67,6 @@ def test_sampling_settings_take_only_temperature_and_top_p_from_the_config():
     assert decoding_settings("3", 1, "0.5", "1")["temperature"] == 0.5
 
 
-def test_keys_the_installed_generation_config_lacks_are_dropped(monkeypatch):
-    class Narrow:  # a GenerationConfig that knows only two of our settings
-        num_beams = 1
-        top_p = 1.0
-
-    monkeypatch.setattr(transformers, "GenerationConfig", Narrow)
-    assert decoding_settings(4, True, 0.5, 0.6) == {"max_new_tokens": 4, "do_sample": True, "num_beams": 1,
-                                                    "top_p": 0.6}
-
-
 def test_sha256_text_is_the_first_16_hex_digits_and_none_stays_none():
     assert sha256_text(None) is None
     assert sha256_text("abc") == "ba7816bf8f01cfea"  # sha256("abc") = ba7816bf8f01cfea414140de5dae2223...
