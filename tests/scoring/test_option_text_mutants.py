@@ -100,6 +100,11 @@ def test_fuzzy_compares_two_words_with_a_one_word_text():
     assert lenient("pneumo thorax", PLEURA) == ("C", "fuzzy_text")
 
 
+def test_fuzzy_reads_a_word_split_by_a_stray_space_joined():
+    assert ratio("cy stic", "cyst") < 0.8 and ratio("cystic", "cyst") == 0.8
+    assert lenient("A cy stic lesion.", KIDNEY) == ("B", "fuzzy_text")
+
+
 def test_fuzzy_compares_two_words_with_a_three_word_text():
     options = (("A", "Normal"), ("B", "Left ventricular hypertrophy"), ("C", "Cardiomegaly"))
     reply = "Echocardiography demonstrates leftventricular hypertrophy predominantly."
