@@ -172,6 +172,8 @@ def aggregate_circular(rows, on_incomplete: str = "error") -> list[dict]:
         n = int(group[min(group)]["n_options"])
         if any(int(row["n_options"]) != n for row in group.values()):
             raise CircularError(f"{base}: rotations disagree on the number of options")
+        if n > len(string.ascii_uppercase):
+            raise CircularError(f"{base}: {n} options, more than the letters A to Z")
         if any(r >= n for r in group):
             raise CircularError(f"{base}: rotation {max(group)} for an item with {n} options")
         if len(group) < n:
