@@ -37,6 +37,10 @@ class Module:
     name: str
     mutate: tuple[str, ...]  # mutmut only_mutate globs
     tests: tuple[str, ...]  # the test files that run against its mutants
+    # "fork": each mutant's tests run in a fork of mutmut's main process, which has run the whole selection once;
+    # "forkserver": forks of a process that only imported the tests, for tests that run torch (a fork of a process
+    # whose torch thread pool has started can hang on a lock, and mutmut would count the hang as a killing timeout)
+    isolation: str = "fork"
 
 
 _NO_SUBPROCESS_RESUME_TESTS = (
@@ -76,7 +80,7 @@ MODULES = (
            ("tests/data/test_loader.py", "tests/data/test_loader_mutants.py", "tests/data/test_loader_fuzz.py")),
     # the hf tests on tiny models (seconds a mutant), and its recorded settings, messages and batch plumbing
     Module("models.hf", ("cgeval/models/hf.py",),
-           ("tests/models/test_hf.py", "tests/models/test_hf_mutants.py")),
+           ("tests/models/test_hf.py", "tests/models/test_hf_mutants.py"), isolation="forkserver"),
     Module("models.vllm_backend", ("cgeval/models/vllm_backend.py",),
            ("tests/models/test_vllm_backend.py",)),
 )
@@ -126,6 +130,7 @@ def prepare(module: Module) -> Path:
         f"pytest_add_cli_args_test_selection = {_toml_list(module.tests)}\n"
         'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]\n'
         'also_copy = ["README.md"]\n'
+        f'process_isolation = "{module.isolation}"\n'
     )
     pyproject = work / "pyproject.toml"
     pyproject.write_text(pyproject.read_text(encoding="utf-8") + config, encoding="utf-8")
