@@ -200,3 +200,26 @@ def test_main_help_and_error_line(tmp_path, capsys, monkeypatch):
                           "Merge the shards of a run: ``python -m cgeval.merge RUN_DIR``.\n")
     assert main([str(tmp_path / "nowhere")]) == 2
     assert capsys.readouterr().err.startswith("cgeval.merge: MergeError: ")
+
+
+def test_the_judges_counts_are_summed_over_the_shards(shards):
+    """A run judged in shards: the merged manifest holds each count summed, the judge's own settings from the
+    first shard, and no judgements file (each shard has its own); a count a shard lacks or leaves null adds 0."""
+    judge = {"used": True, "model": {"name": "mock"}, "prompt_sha256": "abc", "judge_on": "unanswered",
+             "judgements_file": "judgements.shard-000-of-002.jsonl"}
+    _edit_manifest(shards, SHARDS[0], judge={**judge, "n_rows_to_judge": 5, "asked": 3, "reused": 2, "failed": 1,
+                                             "stale_rows": 4, "unreadable_lines": 0})
+    _edit_manifest(shards, SHARDS[1], judge={**judge, "judgements_file": "judgements.shard-001-of-002.jsonl",
+                                             "n_rows_to_judge": 7, "asked": 6, "reused": None, "failed": 0,
+                                             "unreadable_lines": 2})
+    merge_shards(shards)
+    merged = json.loads((shards / "manifest.json").read_text())["judge"]
+    assert merged == {"used": True, "model": {"name": "mock"}, "prompt_sha256": "abc", "judge_on": "unanswered",
+                      "judgements_file": None, "n_rows_to_judge": 12, "asked": 9, "reused": 2, "failed": 1,
+                      "stale_rows": 4, "unreadable_lines": 2}
+
+
+def test_a_run_without_a_judge_merges_without_judge_counts(shards):
+    _edit_manifest(shards, SHARDS[0], judge={"used": False, "asked": 3})
+    merge_shards(shards)
+    assert json.loads((shards / "manifest.json").read_text())["judge"] == {"used": False, "asked": 3}
