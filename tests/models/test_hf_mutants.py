@@ -408,3 +408,29 @@ def test_sampling_reseeds_before_every_batch(llava_dir, mixed_batch):
     first = adapter.generate(mixed_batch[:2])
     torch.manual_seed(12345)  # whatever happened to the global generator in between
     assert adapter.generate(mixed_batch[:2]) == first
+
+
+def test_letter_scoring_asks_for_the_last_positions_logits_only_and_no_cache(llava_dir, mixed_batch, monkeypatch):
+    """A 7B model's logits over the whole vocabulary at every position would be batch x length x 150k floats: the
+    forward is asked for the last position only (where the model supports it) and keeps no key/value cache."""
+    adapter = HFAdapter(name="x", path=str(llava_dir))
+    assert adapter._keeps_last_logits is True  # LLaVA's forward takes logits_to_keep
+    forward, seen = adapter.model.forward, []
+
+    def spy(*args, **kwargs):
+        seen.append({k: kwargs.get(k, "unset") for k in ("logits_to_keep", "use_cache")})
+        out = forward(*args, **kwargs)
+        seen[-1]["positions"] = out.logits.shape[1]
+        return out
+
+    monkeypatch.setattr(adapter.model, "forward", spy)
+    scores = adapter.option_logprobs(mixed_batch[:2])
+    assert seen == [{"logits_to_keep": 1, "use_cache": False, "positions": 1}]
+    monkeypatch.setattr(adapter.model, "forward", forward)
+    assert scores == adapter.option_logprobs(mixed_batch[:2])
+
+
+def test_a_hub_checkpoints_resolved_commit_is_recorded(llava_dir):
+    adapter = HFAdapter(name="x", path=str(llava_dir))
+    adapter.model.config._commit_hash = "0f3c2b1a"  # what from_pretrained sets for a hub download
+    assert adapter.describe()["resolved_commit"] == "0f3c2b1a"
