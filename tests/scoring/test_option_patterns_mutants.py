@@ -140,3 +140,10 @@ def test_a_text_ending_in_a_digit_is_matched():
 ])
 def test_either_spelling_of_each_part_of_a_word(reply, options, expected):
     assert strict(reply, options) == expected
+
+
+@pytest.mark.parametrize("reply, expected", [("Grade ²", ("A", "option_text_exact")),
+                                             ("grade 2", (None, "no_answer"))])
+def test_a_superscript_digit_is_no_numeral(reply, expected):
+    # "²" counts as a digit to str.isdigit but is no number int() reads: the text is matched as written
+    assert strict(reply, (("A", "Grade ²"), ("B", "Grade 3"))) == expected
