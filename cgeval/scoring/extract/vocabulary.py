@@ -53,7 +53,7 @@ ROMAN = ("", "i", "ii", "iii", "iv", "v", "vi", "vii", "viii", "ix", "x")
 def numeral_value(word: str) -> int | None:
     """0-10 for "3", "III", "three" (any case); None for any other word."""
     w = word.lower()
-    if w.isdigit():
+    if w.isdecimal():  # not isdigit: "²" is a digit that int() refuses
         n = int(w)
         return n if n <= 10 and str(n) == w else None
     if w in NUMBER_WORDS:
