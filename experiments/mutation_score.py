@@ -5,7 +5,8 @@
 Runs mutmut (the ``test`` extra installs it) once a module, each in its own working copy under
 ``.mutation/<module>/`` (kept between runs: mutmut re-tests only the mutants whose function changed, so a second
 run is incremental; mutmut keeps a survivor's verdict even when new tests would kill it, so whenever the module's
-test files changed since the last run, every survivor is re-tested too; ``--fresh`` starts the module over), with
+test files changed since the last run, every survivor is re-tested too, with mutmut's map of which tests reach which
+function collected afresh; ``--fresh`` starts the module over), with
 the module's own test files, ``--jobs`` mutants at a time. Prints one line a module and,
 last, ``mutation score: K/N = X.XX killed`` over the modules run. N is every mutant mutmut generates for them; K
 counts the killed ones (a failing test or a timeout) and the survivors listed as equivalent (no behaviour
@@ -204,6 +205,9 @@ def run_module(module: Module, jobs: int, fresh: bool = False) -> Path:
     earlier = digest_file.read_text(encoding="utf-8") if digest_file.exists() else None
     if earlier != digest and (work / "mutants").exists():
         reset_survivors(work)  # new or changed tests: a survivor may be killed now
+        # and which tests reach which function may have changed too (a test that clears a cache now reaches the
+        # code behind it): mutmut runs only the tests its stats say reach a mutant's function, so collect afresh
+        (work / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     proc = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs)], cwd=work, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
