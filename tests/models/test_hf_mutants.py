@@ -434,3 +434,34 @@ def test_a_hub_checkpoints_resolved_commit_is_recorded(llava_dir):
     adapter = HFAdapter(name="x", path=str(llava_dir))
     adapter.model.config._commit_hash = "0f3c2b1a"  # what from_pretrained sets for a hub download
     assert adapter.describe()["resolved_commit"] == "0f3c2b1a"
+
+
+def test_stop_tokens_of_a_tokenizer_that_has_no_eos_attribute():
+    from types import SimpleNamespace
+
+    from cgeval.models.hf import stop_token_ids
+
+    assert stop_token_ids(SimpleNamespace(eos_token_id=5), object()) == [5]
+    assert stop_token_ids(object(), object()) is None
+
+
+def test_a_forward_without_logits_to_keep_is_not_given_it(llava_dir, mixed_batch, monkeypatch):
+    adapter = HFAdapter(name="x", path=str(llava_dir))
+    adapter._keeps_last_logits = False  # as for a model class whose forward has no such parameter
+    forward, seen = adapter.model.forward, []
+
+    def spy(*args, **kwargs):
+        seen.append("logits_to_keep" in kwargs)
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(adapter.model, "forward", spy)
+    adapter.option_logprobs(mixed_batch[:1])
+    assert seen == [False]
+
+
+def test_a_processor_without_an_image_processor_records_none(llava_dir):
+    from types import SimpleNamespace
+
+    adapter = HFAdapter(name="x", path=str(llava_dir))
+    adapter.processor = SimpleNamespace(tokenizer=adapter.tokenizer)  # a text-only processor
+    assert "image_processor" not in adapter.describe()
