@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import shutil
 import threading
 from pathlib import Path
 
@@ -28,6 +27,8 @@ from cgeval.models.hf import (
 from cgeval.models.prompt import TEXT_ONLY, PromptTemplate
 from cgeval.models.tiny import tiny_model_dir
 from cgeval.models.weights import weights_fingerprint
+
+from .test_hf import _copy_tiny
 
 
 @pytest.fixture(scope="module")
@@ -198,18 +199,16 @@ def test_a_folder_without_weights_names_the_class_and_the_path(tmp_path):
                                 f"{tmp_path / 'nowhere'}: ")
 
 
-def test_a_folder_with_a_processor_but_no_model_is_a_load_error(llava_dir, tmp_path):
-    folder = tmp_path / "no_weights"
-    shutil.copytree(llava_dir, folder)
+def test_a_folder_with_a_processor_but_no_model_is_a_load_error(tiny_cache, tmp_path):
+    folder = _copy_tiny(tiny_cache, tmp_path)
     (folder / "model.safetensors").unlink()
     with pytest.raises(ModelLoadError) as e:
         HFAdapter(name="y", path=str(folder))
     assert _exact(e).startswith(f"model 'y': cannot load AutoModelForImageTextToText from local path {folder}: ")
 
 
-def test_a_processor_without_a_chat_template_is_a_named_error(llava_dir, tmp_path):
-    folder = tmp_path / "no_template"
-    shutil.copytree(llava_dir, folder)
+def test_a_processor_without_a_chat_template_is_a_named_error(tiny_cache, tmp_path):
+    folder = _copy_tiny(tiny_cache, tmp_path)
     (folder / "chat_template.jinja").unlink()
     with pytest.raises(ModelLoadError) as e:
         HFAdapter(name="x", path=str(folder))
@@ -225,9 +224,8 @@ def test_a_template_that_fails_names_its_source(llava_dir):
                          "TemplateError: no way")
 
 
-def test_a_tokenizer_without_a_pad_token_pads_with_its_eos(llava_dir, tmp_path):
-    folder = tmp_path / "no_pad"
-    shutil.copytree(llava_dir, folder)
+def test_a_tokenizer_without_a_pad_token_pads_with_its_eos(tiny_cache, tmp_path):
+    folder = _copy_tiny(tiny_cache, tmp_path)
     config = json.loads((folder / "tokenizer_config.json").read_text())
     config["pad_token"] = None
     (folder / "tokenizer_config.json").write_text(json.dumps(config))
